@@ -1,0 +1,5 @@
+"""jobfleet: a distributed batch-job orchestrator."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,54 @@
+"""The worker ↔ server protocol's messages, as plain data (pure; used over HTTP and in-process)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from jobfleet.failures import FailureInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    cpu_milli: int
+    memory: int
+    gpu: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A run a worker must start: what to run and the lease's fencing token."""
+
+    run_id: str
+    job_id: str
+    attempt: int
+    fencing: int
+    spec: dict[str, Any]
+    lease_expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    run_id: str
+    fencing: int
+    time: float
+
+
+Outcome = Literal["succeeded", "failed", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    run_id: str
+    fencing: int
+    outcome: Outcome
+    time: float
+    exit_code: int | None = None
+    signal: int | None = None
+    failure: FailureInfo | None = None
+
+
+@dataclass(slots=True)
+class ReportResult:
+    accepted: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)  # run_id -> why

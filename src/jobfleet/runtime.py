@@ -1,0 +1,154 @@
+"""`jobfleet up`: server, scheduler and a local worker in one process, on one machine."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from jobfleet.config import Settings
+from jobfleet.protocol import Capacity
+from jobfleet.runfiles import RunFiles
+from jobfleet.scheduling.loop import Scheduler
+from jobfleet.server.app import create_app
+from jobfleet.store import Store
+from jobfleet.worker.agent import Worker
+
+log = logging.getLogger("jobfleet")
+TOKEN_FILE = "admin-token"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(base) / "jobfleet"
+
+
+def database_url(settings: Settings, data_dir: Path) -> str:
+    return settings.database or f"sqlite:///{data_dir / 'jobfleet.db'}"
+
+
+def open_store(settings: Settings, data_dir: Path) -> Store:
+    """Open the store, migrate it, and make sure configured queues and defaults exist."""
+    store = Store(database_url(settings, data_dir), retry_default=settings.retry)
+    store.migrate()
+    store.ensure_defaults(shard=settings.worker.shard)
+    for q in settings.queues:
+        config = q.model_dump(mode="json", exclude={"name", "weight"}, exclude_none=True)
+        store.upsert_queue(q.name, weight=q.weight, config=config)
+    return store
+
+
+@dataclass
+class AdminToken:
+    token: str | None
+    created: bool
+    path: Path
+
+
+def admin_token(store: Store, data_dir: Path) -> AdminToken:
+    """JOBFLEET_ADMIN_TOKEN if set; else the one kept in the data dir; else a new one."""
+    path = data_dir / TOKEN_FILE
+    env = os.environ.get("JOBFLEET_ADMIN_TOKEN")
+    if env:
+        store.ensure_token("admin", env, admin=True)
+        return AdminToken(env, False, path)
+    if path.exists():
+        token = path.read_text().strip()
+        store.ensure_token("admin", token, admin=True)
+        return AdminToken(token, False, path)
+    if store.has_admin_token():
+        return AdminToken(None, False, path)  # made elsewhere (a shared database)
+    token = store.create_token("admin", admin=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return AdminToken(token, True, path)
+
+
+def detect_capacity(settings: Settings) -> Capacity:
+    w = settings.worker
+    cpu = w.cpu if w.cpu is not None else float(os.cpu_count() or 1)
+    memory = w.memory if w.memory is not None else _total_memory()
+    return Capacity(int(cpu * 1000), memory, w.gpu or 0)
+
+
+def _total_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 * 2**30
+
+
+def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> None:
+    """Run everything in the foreground until SIGINT/SIGTERM, then shut down cleanly."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings, data_dir)
+    token = admin_token(store, data_dir)
+    url = f"http://{settings.host}:{settings.port}"
+    files = RunFiles(data_dir)
+    scheduler = Scheduler(
+        store, shards=[settings.worker.shard], lease_timeout=settings.lease_timeout
+    )
+    worker = Worker(
+        store,
+        files,
+        name=settings.worker.name or f"local-{socket.gethostname()}",
+        shard=settings.worker.shard,
+        capacity=detect_capacity(settings),
+        lease_timeout=settings.lease_timeout,
+        labels=settings.worker.labels,
+        grace=settings.worker.grace,
+    )
+    store.subscribe(scheduler.wake)
+    store.subscribe(worker.wake)
+    app = create_app(store, settings, files)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=3,
+        )
+    )
+    worker.start()
+    scheduler.start()
+    _banner(url, token, data_dir, store, save_profile)
+    try:
+        server.run()
+    finally:
+        print("jobfleet: shutting down…", file=sys.stderr, flush=True)
+        scheduler.stop()
+        worker.stop()
+        store.close()
+        print("jobfleet: stopped", file=sys.stderr, flush=True)
+
+
+def _banner(url: str, token: AdminToken, data_dir: Path, store: Store, save: bool) -> None:
+    from jobfleet.client.profile import save_profile
+
+    if save and token.token:
+        save_profile(url, token.token)
+    lines = [
+        f"jobfleet is up on {url}  (store: {store.backend}, data: {data_dir})",
+        f"  API docs: {url}/docs",
+    ]
+    if token.created:
+        lines.append(f"  admin token (shown once, kept in {token.path}): {token.token}")
+    elif token.token is None:
+        lines.append(
+            "  admin token: made by another server on this database (JOBFLEET_ADMIN_TOKEN)"
+        )
+    lines.append("  try: jobfleet submit --wait -- echo hello")
+    print("\n".join(lines), file=sys.stderr, flush=True)

@@ -1,0 +1,1 @@
+"""Scheduling: pure algorithms (placement, dependencies) and the loop that runs them."""

@@ -1,0 +1,99 @@
+"""Placement: pure best-fit of pending jobs onto workers. Never over-commits a worker."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    job_id: str
+    cpu_milli: int
+    memory: int
+    gpu: int = 0
+
+
+@dataclass(slots=True)
+class Room:
+    """A worker's free capacity in this cycle."""
+
+    worker: str
+    cpu_milli: int
+    memory: int
+    gpu: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def fits(self, d: Demand) -> bool:
+        return d.cpu_milli <= self.cpu_milli and d.memory <= self.memory and d.gpu <= self.gpu
+
+    def take(self, d: Demand) -> None:
+        self.cpu_milli -= d.cpu_milli
+        self.memory -= d.memory
+        self.gpu -= d.gpu
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    placed: list[tuple[str, str]]  # (job_id, worker)
+    reasons: dict[str, str]  # job_id -> why it was not placed
+
+
+def _leftover(room: Room, d: Demand, total: Room) -> float:
+    """Best fit: the smaller the share of the worker left free after placing, the better."""
+    share = 0.0
+    for free, need, cap in (
+        (room.cpu_milli, d.cpu_milli, total.cpu_milli),
+        (room.memory, d.memory, total.memory),
+    ):
+        share += (free - need) / cap if cap else 0.0
+    return share
+
+
+def place(
+    demands: Sequence[Demand], rooms: Sequence[Room], totals: Sequence[Room], shard: str
+) -> Plan:
+    """Place `demands` in order (already sorted by priority, then submit order).
+
+    A job that does not fit is skipped (smaller jobs behind it may still fit) and gets a reason.
+    """
+    total_of = {t.worker: t for t in totals}
+    placed: list[tuple[str, str]] = []
+    reasons: dict[str, str] = {}
+    for d in demands:
+        best: Room | None = None
+        best_score = 0.0
+        for room in rooms:
+            if room.fits(d):
+                score = _leftover(room, d, total_of.get(room.worker, room))
+                if best is None or score < best_score:
+                    best, best_score = room, score
+        if best is None:
+            reasons[d.job_id] = explain(d, rooms, totals, shard)
+            continue
+        best.take(d)
+        placed.append((d.job_id, best.worker))
+    return Plan(placed, reasons)
+
+
+def explain(d: Demand, rooms: Sequence[Room], totals: Sequence[Room], shard: str) -> str:
+    """Why `d` fits nowhere, in words a person understands."""
+    if not totals:
+        return f"no worker is registered in shard {shard}"
+    for label, attr, unit in (
+        ("GPUs", "gpu", ""),
+        ("CPU", "cpu_milli", "m"),
+        ("memory", "memory", " bytes"),
+    ):
+        need = getattr(d, attr)
+        if need and all(getattr(t, attr) < need for t in totals):
+            biggest = max(getattr(t, attr) for t in totals)
+            return (
+                f"no worker in shard {shard} is large enough: it asks {need}{unit} {label}, "
+                f"the largest worker has {biggest}{unit}"
+            )
+    for label, attr in (("GPUs", "gpu"), ("CPU", "cpu_milli"), ("memory", "memory")):
+        need = getattr(d, attr)
+        if need and all(getattr(r, attr) < need for r in rooms):
+            return f"waiting for free {label}: every worker in shard {shard} is busy"
+    return f"no single worker in shard {shard} has room for it right now"

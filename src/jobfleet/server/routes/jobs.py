@@ -1,0 +1,192 @@
+"""/v1/jobs: submit, get, list, cancel, reprioritize, events, history."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import Response
+
+from jobfleet.errors import InvalidInput
+from jobfleet.lifecycle import JobState
+from jobfleet.models import MAX_BATCH, MAX_PRIORITY, JobSpec
+from jobfleet.server.auth import Caller
+from jobfleet.server.deps import Svc
+from jobfleet.server.problems import validation_errors
+from jobfleet.store import JobFilter
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status_code=status, media_type="application/json")
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class JobSetCancelBody(CancelBody):
+    states: list[JobState] | None = None
+
+
+class ReprioritizeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    priority: int = Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)
+
+
+_SUBMIT_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/JobSpec"},
+                        {
+                            "type": "object",
+                            "properties": {
+                                "jobs": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/JobSpec"},
+                                    "maxItems": MAX_BATCH,
+                                }
+                            },
+                            "required": ["jobs"],
+                            "additionalProperties": False,
+                        },
+                    ]
+                }
+            }
+        },
+    }
+}
+
+
+def parse_submission(raw: bytes) -> tuple[list[JobSpec], bool]:
+    """(specs, is_batch). Every error is named by its place: ["jobs", 3, "resources", "cpu"]."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            f"the body is not valid JSON: {exc}", [{"loc": ["body"], "msg": "invalid JSON"}]
+        ) from exc
+    if not isinstance(body, dict):
+        raise InvalidInput(
+            'the body must be a job spec object or {"jobs": [...]}',
+            [{"loc": ["body"], "msg": "expected an object"}],
+        )
+    batch = "jobs" in body
+    if batch:
+        items = body["jobs"]
+        extra = sorted(set(body) - {"jobs"})
+        if extra:
+            raise InvalidInput(
+                f"unknown field {extra[0]!r} beside 'jobs'",
+                [{"loc": ["body", k], "msg": "Extra inputs are not permitted"} for k in extra],
+            )
+        if not isinstance(items, list) or not items:
+            raise InvalidInput(
+                "'jobs' must be a non-empty list", [{"loc": ["jobs"], "msg": "list"}]
+            )
+        if len(items) > MAX_BATCH:
+            raise InvalidInput(
+                f"at most {MAX_BATCH} jobs per request; split the batch",
+                [{"loc": ["jobs"], "msg": f"{len(items)} items, at most {MAX_BATCH}"}],
+            )
+    else:
+        items = [body]
+    specs: list[JobSpec] = []
+    errors: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        try:
+            specs.append(JobSpec.model_validate(item))
+        except ValidationError as exc:
+            prefix: tuple[Any, ...] = ("jobs", i) if batch else ()
+            errors.extend(validation_errors(list(exc.errors(include_url=False)), prefix))
+    if errors:
+        first = ".".join(str(p) for p in errors[0]["loc"])
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise InvalidInput(f"{first}: {errors[0]['msg']}{more}", errors[:200])
+    return specs, batch
+
+
+@router.post("/jobs", status_code=201, openapi_extra=_SUBMIT_DOC, summary="Submit jobs")
+async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
+    """Submit one job spec, or a batch `{"jobs": [...]}` (≤ 10,000) stored all-or-nothing."""
+    raw = await request.body()
+    specs, batch = await run_in_threadpool(parse_submission, raw)
+    jobs = await run_in_threadpool(svc.store.submit_views, specs, actor=caller.name)
+    return json_response({"jobs": jobs} if batch else jobs[0], 201)
+
+
+@router.get("/jobs", summary="List jobs, newest first")
+async def list_jobs(
+    svc: Svc,
+    _: Caller,
+    queue: str | None = None,
+    job_set: str | None = None,
+    state: Annotated[list[JobState] | None, Query()] = None,
+    label: Annotated[list[str] | None, Query(description="k=v; repeat for AND")] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Response:
+    labels: dict[str, str] = {}
+    for item in label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput("label filter is k=v", [{"loc": ["query", "label"], "msg": item}])
+        labels[key] = value
+    states = [s.value for s in state or []]
+    flt = JobFilter(queue=queue, job_set=job_set, states=states, labels=labels, text=q)
+    items, nxt = await run_in_threadpool(svc.store.list_jobs, flt, limit=limit, cursor=cursor)
+    return json_response({"items": items, "next_cursor": nxt})
+
+
+@router.get("/jobs/{job_id}", summary="Get a job")
+async def get_job(job_id: str, svc: Svc, _: Caller) -> Response:
+    return json_response(await run_in_threadpool(svc.store.get_job, job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", summary="Cancel a job")
+async def cancel(job_id: str, svc: Svc, caller: Caller, body: CancelBody | None = None) -> Response:
+    reason = body.reason if body else None
+    await run_in_threadpool(lambda: svc.store.cancel(job_id, reason=reason, actor=caller.name))
+    return json_response(await run_in_threadpool(svc.store.get_job, job_id))
+
+
+@router.post("/jobs/{job_id}/reprioritize", summary="Change a job's priority")
+async def reprioritize(job_id: str, body: ReprioritizeBody, svc: Svc, caller: Caller) -> Response:
+    await run_in_threadpool(
+        lambda: svc.store.reprioritize(job_id, body.priority, actor=caller.name)
+    )
+    return json_response(await run_in_threadpool(svc.store.get_job, job_id))
+
+
+@router.post("/job-sets/{queue}/{job_set}/cancel", summary="Cancel a job set")
+async def cancel_job_set(
+    queue: str, job_set: str, svc: Svc, caller: Caller, body: JobSetCancelBody | None = None
+) -> Response:
+    states = [s.value for s in body.states] if body and body.states else None
+    reason = body.reason if body else None
+    counts = await run_in_threadpool(
+        lambda: svc.store.cancel_job_set(
+            queue, job_set, states=states, reason=reason, actor=caller.name
+        )
+    )
+    return json_response(counts)
+
+
+@router.get("/jobs/{job_id}/events", summary="A job's events, in order")
+async def job_events(job_id: str, svc: Svc, _: Caller) -> Response:
+    return json_response({"items": await run_in_threadpool(svc.store.job_events, job_id)})
+
+
+@router.get("/jobs/{job_id}/history", summary="A job's timeline of transitions")
+async def history(job_id: str, svc: Svc, _: Caller) -> Response:
+    return json_response({"items": await run_in_threadpool(svc.store.history, job_id)})

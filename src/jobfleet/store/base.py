@@ -1,0 +1,210 @@
+"""The store's foundation: engines, transactions, and the one way a job changes state.
+
+Every write transaction on PostgreSQL first takes one advisory lock, so writers commit in the
+order their event ids were drawn: a reader that resumes after id N can never later see an id
+below N appear (no gap on resume). SQLite has one writer at a time by nature (BEGIN IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from jobfleet.errors import StaleState
+from jobfleet.failures.policy import RetryPolicy
+from jobfleet.lifecycle import EventType, JobState, Op, transition
+from jobfleet.store import migrate as migrations
+from jobfleet.store.engine import make_engines, normalise_url
+from jobfleet.store.schema import events, jobs
+
+WRITE_LOCK = 728132002
+CHUNK = 4000
+
+
+@dataclass(slots=True)
+class JobRef:
+    """What a transition needs to know of a job."""
+
+    id: str
+    state: JobState
+    cancel_requested: bool
+    queue: str
+    job_set: str
+    attempt: int
+    run_id: str | None = None
+    worker: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: sa.Row[Any]) -> JobRef:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            state=JobState(m["state"]),
+            cancel_requested=bool(m["cancel_requested"]),
+            queue=m["queue"],
+            job_set=m["job_set"],
+            attempt=m["attempt"],
+            run_id=m["run_id"],
+            worker=m["worker"],
+            extra=dict(m),
+        )
+
+
+REF_COLUMNS = (
+    jobs.c.id,
+    jobs.c.state,
+    jobs.c.cancel_requested,
+    jobs.c.queue,
+    jobs.c.job_set,
+    jobs.c.attempt,
+    jobs.c.run_id,
+    jobs.c.worker,
+)
+
+Payload = dict[str, Any] | Callable[[JobRef], dict[str, Any]] | None
+
+
+class StoreBase:
+    def __init__(self, url: str, *, retry_default: RetryPolicy | None = None) -> None:
+        self.url = normalise_url(url)
+        self.writer, self.reader = make_engines(self.url)
+        self.backend = self.writer.dialect.name
+        self.retry_default = retry_default or RetryPolicy()
+        self._listeners: list[Callable[[], None]] = []
+
+    # -- lifecycle of the store -------------------------------------------------------------
+
+    def migrate(self) -> None:
+        migrations.upgrade(self.writer)
+
+    def close(self) -> None:
+        self.writer.dispose()
+        if self.reader is not self.writer:
+            self.reader.dispose()
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (cheaply: it should only set a flag) after every write transaction."""
+        self._listeners.append(listener)
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            listener()
+
+    @contextmanager
+    def tx(self) -> Iterator[sa.Connection]:
+        """A write transaction; listeners are told once it has committed, if it made events."""
+        with self.writer.begin() as conn:
+            if self.backend == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
+            conn.info["events"] = 0
+            yield conn
+            appended = conn.info.pop("events", 0)
+        if appended:
+            self._notify()
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        with self.reader.connect() as conn:
+            yield conn
+
+    # -- the one way a job moves ------------------------------------------------------------
+
+    def _move(
+        self,
+        conn: sa.Connection,
+        refs: Sequence[JobRef],
+        op: Op,
+        *,
+        now: float | None = None,
+        values: dict[str, Any] | None = None,
+        payload: Payload = None,
+        next_attempt: bool = False,
+        run_id: Callable[[JobRef], str | None] | None = None,
+    ) -> list[JobRef]:
+        """Apply `op` to each job: a guarded UPDATE plus exactly one event per job that moved.
+
+        Jobs whose row no longer holds the expected state (another writer was first) are left
+        alone and are not returned. Raises IllegalTransition if the table refuses `op` for a
+        job as the caller saw it.
+        """
+        now = time.time() if now is None else now
+        groups: dict[tuple[JobState, bool], list[JobRef]] = {}
+        for ref in refs:
+            groups.setdefault((ref.state, ref.cancel_requested), []).append(ref)
+        moved: list[JobRef] = []
+        evs: list[dict[str, Any]] = []
+        for (source, flag), group in groups.items():
+            step = transition(source, op, cancel_requested=flag)
+            sets: dict[str, Any] = {
+                "state": step.target.value,
+                "cancel_requested": step.cancel_requested,
+                "updated_at": now,
+                **(values or {}),
+            }
+            if next_attempt:
+                sets["attempt"] = jobs.c.attempt + 1
+            if step.target.terminal:
+                sets["finished_at"] = now
+            for i in range(0, len(group), CHUNK):
+                chunk = group[i : i + CHUNK]
+                stmt = (
+                    jobs.update()
+                    .where(
+                        jobs.c.id.in_([r.id for r in chunk]),
+                        jobs.c.state == source.value,
+                        jobs.c.cancel_requested == flag,
+                    )
+                    .values(**sets)
+                    .returning(jobs.c.id)
+                )
+                got = set(conn.execute(stmt).scalars())
+                for ref in chunk:
+                    if ref.id not in got:
+                        continue
+                    ref.state = step.target
+                    ref.cancel_requested = step.cancel_requested
+                    if next_attempt:
+                        ref.attempt += 1
+                    if run_id is not None:
+                        ref.run_id = run_id(ref)
+                    moved.append(ref)
+                    evs.append(self._event(ref, step.event, now, payload))
+        self._append(conn, evs)
+        return moved
+
+    def _move_one(self, conn: sa.Connection, ref: JobRef, op: Op, **kw: Any) -> JobRef:
+        moved = self._move(conn, [ref], op, **kw)
+        if not moved:
+            raise StaleState(f"job {ref.id} changed while this request ran; try again")
+        return moved[0]
+
+    @staticmethod
+    def _event(ref: JobRef, etype: EventType, now: float, payload: Payload) -> dict[str, Any]:
+        body = payload(ref) if callable(payload) else payload
+        return {
+            "type": etype.value,
+            "job_id": ref.id,
+            "run_id": ref.run_id,
+            "queue": ref.queue,
+            "job_set": ref.job_set,
+            "state": ref.state.value,
+            "attempt": ref.attempt,
+            "time": now,
+            "payload": body or None,
+        }
+
+    @staticmethod
+    def _append(conn: sa.Connection, evs: list[dict[str, Any]]) -> None:
+        conn.info["events"] = conn.info.get("events", 0) + len(evs)
+        for i in range(0, len(evs), CHUNK):
+            conn.execute(events.insert(), evs[i : i + CHUNK])
+
+    def _refs(self, conn: sa.Connection, where: Any, *extra_cols: Any) -> list[JobRef]:
+        rows = conn.execute(sa.select(*REF_COLUMNS, *extra_cols).where(where)).all()
+        return [JobRef.from_row(r) for r in rows]

@@ -1,0 +1,165 @@
+"""Submission: a batch of validated specs stored in one transaction, with client_id dedup."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from jobfleet.errors import InvalidInput
+from jobfleet.ids import new_id
+from jobfleet.lifecycle import EventType, JobState, Op, transition
+from jobfleet.models import JobSpec
+from jobfleet.store.base import CHUNK, StoreBase
+from jobfleet.store.schema import jobs, queues
+from jobfleet.store.views import job_view
+
+_UNSET: dict[str, Any] = dict.fromkeys(
+    ("shard", "worker", "run_id", "failure", "scheduling_reason", "not_before", "finished_at")
+)
+
+
+class IntakeOps(StoreBase):
+    def submit(
+        self, specs: list[JobSpec], *, retry_of: str | None = None, actor: str = "user"
+    ) -> list[str]:
+        """Store `specs` (all or none) and return their job ids, in order.
+
+        A spec whose queue + client_id was seen before returns the earlier job's id.
+        """
+        return self._submit(specs, retry_of=retry_of, actor=actor)[0]
+
+    def submit_views(
+        self, specs: list[JobSpec], *, retry_of: str | None = None, actor: str = "user"
+    ) -> list[dict[str, Any]]:
+        """Like :meth:`submit`, returning the job objects (built from what was written)."""
+        ids, rows = self._submit(specs, retry_of=retry_of, actor=actor)
+        views = {r["id"]: job_view({**_UNSET, **r}) for r in rows}
+        for job_id in ids:
+            if job_id not in views:
+                views[job_id] = self.get_job(job_id)  # type: ignore[attr-defined]
+        return [views[i] for i in ids]
+
+    def _submit(
+        self, specs: list[JobSpec], *, retry_of: str | None, actor: str
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        now = time.time()
+        with self.tx() as conn:
+            self._check_queues(conn, specs)
+            known = self._existing_client_ids(conn, specs)
+            deps = self._dependency_states(conn, specs)
+            ids: list[str] = []
+            rows: list[dict[str, Any]] = []
+            evs: list[dict[str, Any]] = []
+            for spec in specs:
+                key = (spec.queue, spec.client_id)
+                if spec.client_id is not None and key in known:
+                    ids.append(known[key])
+                    continue
+                job_id = new_id()
+                if spec.client_id is not None:
+                    known[key] = job_id
+                ids.append(job_id)
+                waiting = any(deps.get(d.job_id) != "met" for d in spec.depends_on)
+                step = transition(None, Op.WAIT if waiting else Op.ENQUEUE)
+                rows.append(self._row(job_id, spec, step.target, now, retry_of))
+                base = {
+                    "job_id": job_id,
+                    "run_id": None,
+                    "queue": spec.queue,
+                    "job_set": spec.job_set,
+                    "state": step.target.value,
+                    "attempt": 0,
+                    "time": now,
+                }
+                submitted = {"requested_by": actor, "retry_of": retry_of} if retry_of else None
+                evs.append({**base, "type": EventType.SUBMITTED.value, "payload": submitted})
+                evs.append({**base, "type": step.event.value, "payload": None})
+            for i in range(0, len(rows), CHUNK):
+                conn.execute(jobs.insert(), rows[i : i + CHUNK])
+            self._append(conn, evs)
+        return ids, rows
+
+    @staticmethod
+    def _row(
+        job_id: str, spec: JobSpec, state: JobState, now: float, retry_of: str | None
+    ) -> dict[str, Any]:
+        command = spec.command if isinstance(spec.command, str) else " ".join(spec.command)
+        search = " ".join([job_id, spec.job_set, command, *spec.labels.values()]).lower()
+        return {
+            "id": job_id,
+            "queue": spec.queue,
+            "job_set": spec.job_set,
+            "state": state.value,
+            "priority": spec.priority,
+            "priority_class": spec.priority_class,
+            "attempt": 0,
+            "counted_retries": 0,
+            "cancel_requested": False,
+            "cpu_milli": spec.resources.cpu_milli,
+            "memory": spec.resources.memory,
+            "gpu": spec.resources.gpu,
+            "spec": spec.stored(),
+            "labels": spec.labels,
+            "search": search[:2000],
+            "client_id": spec.client_id,
+            "retry_of": retry_of,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    @staticmethod
+    def _check_queues(conn: sa.Connection, specs: list[JobSpec]) -> None:
+        names = {s.queue for s in specs}
+        have = set(conn.execute(sa.select(queues.c.name).where(queues.c.name.in_(names))).scalars())
+        errors = [
+            {"loc": ["jobs", i, "queue"], "msg": f"queue {s.queue!r} does not exist"}
+            for i, s in enumerate(specs)
+            if s.queue not in have
+        ]
+        if errors:
+            raise InvalidInput(
+                "unknown queue: create it first (jobfleet queue create NAME) or use 'default'",
+                errors[:50],
+            )
+
+    @staticmethod
+    def _existing_client_ids(
+        conn: sa.Connection, specs: list[JobSpec]
+    ) -> dict[tuple[str, str | None], str]:
+        keys = {(s.queue, s.client_id) for s in specs if s.client_id is not None}
+        if not keys:
+            return {}
+        found: dict[tuple[str, str | None], str] = {}
+        client_ids = list({k[1] for k in keys})
+        for i in range(0, len(client_ids), CHUNK):
+            stmt = sa.select(jobs.c.queue, jobs.c.client_id, jobs.c.id).where(
+                jobs.c.client_id.in_(client_ids[i : i + CHUNK])
+            )
+            for queue, client_id, job_id in conn.execute(stmt):
+                if (queue, client_id) in keys:
+                    found[(queue, client_id)] = job_id
+        return found
+
+    @staticmethod
+    def _dependency_states(conn: sa.Connection, specs: list[JobSpec]) -> dict[str, str]:
+        """For each dependency id: 'met', 'unmet' (may still be met); unknown ids are refused."""
+        wanted = {d.job_id: d.after for s in specs for d in s.depends_on}
+        if not wanted:
+            return {}
+        rows = conn.execute(
+            sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(list(wanted)))
+        ).all()
+        states = {r.id: JobState(r.state) for r in rows}
+        errors = [
+            {"loc": ["jobs", i, "depends_on", j, "job_id"], "msg": f"no job {d.job_id!r}"}
+            for i, s in enumerate(specs)
+            for j, d in enumerate(s.depends_on)
+            if d.job_id not in states
+        ]
+        if errors:
+            raise InvalidInput("depends_on names a job that does not exist", errors[:50])
+        from jobfleet.scheduling.dependencies import dependency_status
+
+        return {jid: dependency_status(wanted[jid], st) for jid, st in states.items()}

@@ -1,0 +1,160 @@
+"""Reads: jobs (get, list with filters and cursor), events, history."""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from jobfleet.errors import InvalidInput, NotFound
+from jobfleet.store.base import StoreBase
+from jobfleet.store.schema import events, jobs, runs
+from jobfleet.store.views import event_view, history_view, job_view
+
+
+@dataclass
+class JobFilter:
+    queue: str | None = None
+    job_set: str | None = None
+    states: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    text: str | None = None
+
+
+@dataclass
+class EventFilter:
+    queues: list[str] = field(default_factory=list)
+    job_sets: list[str] = field(default_factory=list)
+    job_id: str | None = None
+    types: list[str] = field(default_factory=list)
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        if kind != "s":
+            raise ValueError
+        return int(value)
+    except ValueError as exc:
+        raise InvalidInput(
+            "cursor is not one this server gave out",
+            [{"loc": ["query", "cursor"], "msg": "invalid cursor"}],
+        ) from exc
+
+
+class QueryOps(StoreBase):
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        with self.read() as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+            if row is None:
+                raise NotFound(f"no job {job_id!r}")
+            run_rows = conn.execute(
+                sa.select(runs).where(runs.c.job_id == job_id).order_by(runs.c.attempt)
+            ).all()
+        return job_view(row._mapping, [r._mapping for r in run_rows])
+
+    def job_queue(self, job_id: str) -> str:
+        with self.read() as conn:
+            queue = conn.execute(sa.select(jobs.c.queue).where(jobs.c.id == job_id)).scalar()
+        if queue is None:
+            raise NotFound(f"no job {job_id!r}")
+        return str(queue)
+
+    def list_jobs(
+        self, flt: JobFilter, *, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first. The cursor is the last seq seen, so pages never shift under inserts."""
+        stmt = sa.select(jobs).order_by(jobs.c.seq.desc()).limit(limit + 1)
+        for cond in self._job_conditions(flt):
+            stmt = stmt.where(cond)
+        if cursor:
+            stmt = stmt.where(jobs.c.seq < decode_cursor(cursor))
+        with self.read() as conn:
+            rows = conn.execute(stmt).all()
+            page = rows[:limit]
+            by_job: dict[str, list[Any]] = {r.id: [] for r in page}
+            if page:
+                run_rows = conn.execute(
+                    sa.select(runs).where(runs.c.job_id.in_(list(by_job))).order_by(runs.c.attempt)
+                ).all()
+                for r in run_rows:
+                    by_job[r.job_id].append(r._mapping)
+        items = [job_view(r._mapping, by_job[r.id]) for r in page]
+        nxt = encode_cursor(page[-1].seq) if len(rows) > limit else None
+        return items, nxt
+
+    def count_jobs(self, flt: JobFilter) -> int:
+        stmt = sa.select(sa.func.count()).select_from(jobs)
+        for cond in self._job_conditions(flt):
+            stmt = stmt.where(cond)
+        with self.read() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
+
+    def _job_conditions(self, flt: JobFilter) -> list[Any]:
+        conds: list[Any] = []
+        if flt.queue:
+            conds.append(jobs.c.queue == flt.queue)
+        if flt.job_set:
+            conds.append(jobs.c.job_set == flt.job_set)
+        if flt.states:
+            conds.append(jobs.c.state.in_(flt.states))
+        for key, value in flt.labels.items():
+            if self.backend == "postgresql":
+                conds.append(jobs.c.labels.op("@>")(sa.cast({key: value}, jobs.c.labels.type)))
+            else:
+                conds.append(sa.func.json_extract(jobs.c.labels, f'$."{key}"') == value)
+        if flt.text:
+            needle = flt.text.lower().replace("%", r"\%").replace("_", r"\_")
+            conds.append(jobs.c.search.like(f"%{needle}%", escape="\\"))
+        return conds
+
+    def job_events(self, job_id: str) -> list[dict[str, Any]]:
+        with self.read() as conn:
+            self._must_exist(conn, job_id)
+            rows = conn.execute(
+                sa.select(events).where(events.c.job_id == job_id).order_by(events.c.id)
+            ).all()
+        return [event_view(r._mapping) for r in rows]
+
+    def history(self, job_id: str) -> list[dict[str, Any]]:
+        with self.read() as conn:
+            self._must_exist(conn, job_id)
+            rows = conn.execute(
+                sa.select(events).where(events.c.job_id == job_id).order_by(events.c.id)
+            ).all()
+        return history_view([r._mapping for r in rows], time.time())
+
+    def events_after(
+        self, after: int, flt: EventFilter | None = None, *, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Events with id > `after`, oldest first, at most `limit`."""
+        stmt = sa.select(events).where(events.c.id > after).order_by(events.c.id).limit(limit)
+        if flt is not None:
+            if flt.queues:
+                stmt = stmt.where(events.c.queue.in_(flt.queues))
+            if flt.job_sets:
+                stmt = stmt.where(events.c.job_set.in_(flt.job_sets))
+            if flt.job_id:
+                stmt = stmt.where(events.c.job_id == flt.job_id)
+            if flt.types:
+                stmt = stmt.where(events.c.type.in_(flt.types))
+        with self.read() as conn:
+            rows = conn.execute(stmt).all()
+        return [event_view(r._mapping) for r in rows]
+
+    def last_event_id(self) -> int:
+        with self.read() as conn:
+            return int(conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0)
+
+    @staticmethod
+    def _must_exist(conn: sa.Connection, job_id: str) -> None:
+        if conn.execute(sa.select(jobs.c.seq).where(jobs.c.id == job_id)).first() is None:
+            raise NotFound(f"no job {job_id!r}")

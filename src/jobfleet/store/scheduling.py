@@ -1,0 +1,227 @@
+"""What the schedulers read and write: routing to shards, placement on workers, dependencies."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from jobfleet.failures import Condition, FailureInfo
+from jobfleet.lifecycle import JobState, Op
+from jobfleet.scheduling.dependencies import combine, dependency_status
+from jobfleet.scheduling.placement import Demand, Room
+from jobfleet.store.base import JobRef, StoreBase
+from jobfleet.store.schema import counters, jobs, runs, workers
+
+ACTIVE_RUN_STATES = ("LEASED", "RUNNING")
+
+
+class SchedulingOps(StoreBase):
+    def route(self, shard: str, *, limit: int = 2000) -> int:
+        """Move eligible QUEUED jobs from the intake to `shard`'s queue; returns how many."""
+        now = time.time()
+        with self.tx() as conn:
+            stmt = (
+                sa.select(*self._ref_cols())
+                .where(
+                    jobs.c.state == JobState.QUEUED.value,
+                    sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+                )
+                .order_by(jobs.c.priority.desc(), jobs.c.seq)
+                .limit(limit)
+            )
+            refs = [JobRef.from_row(r) for r in conn.execute(stmt)]
+            moved = self._move(
+                conn,
+                refs,
+                Op.SCHEDULE,
+                now=now,
+                values={"shard": shard, "not_before": None},
+                payload={"shard": shard},
+            )
+        return len(moved)
+
+    def next_backoff(self) -> float | None:
+        """When the earliest job waiting out a retry backoff becomes eligible."""
+        with self.read() as conn:
+            t = conn.execute(
+                sa.select(sa.func.min(jobs.c.not_before)).where(
+                    jobs.c.state == JobState.QUEUED.value, jobs.c.not_before.is_not(None)
+                )
+            ).scalar()
+        return None if t is None else float(t)
+
+    def pending(self, shard: str, *, limit: int = 2000) -> list[Demand]:
+        """The shard's queue in placement order: higher priority first, then submit order."""
+        stmt = (
+            sa.select(jobs.c.id, jobs.c.cpu_milli, jobs.c.memory, jobs.c.gpu)
+            .where(jobs.c.state == JobState.SCHEDULED.value, jobs.c.shard == shard)
+            .order_by(jobs.c.priority.desc(), jobs.c.seq)
+            .limit(limit)
+        )
+        with self.read() as conn:
+            return [Demand(r.id, r.cpu_milli, r.memory, r.gpu) for r in conn.execute(stmt)]
+
+    def rooms(self, shard: str, *, fresh_after: float) -> tuple[list[Room], list[Room]]:
+        """(free, total) capacity of the shard's ready workers heard from since `fresh_after`."""
+        with self.read() as conn:
+            ws = conn.execute(
+                sa.select(workers).where(
+                    workers.c.shard == shard,
+                    workers.c.state == "READY",
+                    workers.c.last_heartbeat >= fresh_after,
+                )
+            ).all()
+            used = {
+                r.worker: r
+                for r in conn.execute(
+                    sa.select(
+                        runs.c.worker,
+                        sa.func.sum(runs.c.cpu_milli).label("cpu"),
+                        sa.func.sum(runs.c.memory).label("mem"),
+                        sa.func.sum(runs.c.gpu).label("gpu"),
+                    )
+                    .where(runs.c.state.in_(ACTIVE_RUN_STATES), runs.c.shard == shard)
+                    .group_by(runs.c.worker)
+                )
+            }
+        totals = [Room(w.name, w.cpu_milli, w.memory, w.gpu, dict(w.labels)) for w in ws]
+        free = []
+        for t in totals:
+            u = used.get(t.worker)
+            cpu, mem, gpu = (int(u.cpu), int(u.mem), int(u.gpu)) if u else (0, 0, 0)
+            free.append(Room(t.worker, t.cpu_milli - cpu, t.memory - mem, t.gpu - gpu, t.labels))
+        return free, totals
+
+    def lease(self, shard: str, placed: list[tuple[str, str]], *, lease_timeout: float) -> int:
+        """Create a run and its lease for each (job, worker); SCHEDULED → LEASED."""
+        if not placed:
+            return 0
+        now = time.time()
+        by_worker: dict[str, list[str]] = {}
+        for job_id, worker in placed:
+            by_worker.setdefault(worker, []).append(job_id)
+        count = 0
+        with self.tx() as conn:
+            for worker, ids in by_worker.items():
+                refs = self._refs(
+                    conn,
+                    sa.and_(jobs.c.id.in_(ids), jobs.c.state == JobState.SCHEDULED.value),
+                    jobs.c.cpu_milli,
+                    jobs.c.memory,
+                    jobs.c.gpu,
+                )
+                moved = self._move(
+                    conn,
+                    refs,
+                    Op.LEASE,
+                    now=now,
+                    next_attempt=True,
+                    values={
+                        "worker": worker,
+                        "run_id": jobs.c.id + "-" + sa.cast(jobs.c.attempt + 1, sa.String),
+                        "scheduling_reason": None,
+                    },
+                    run_id=lambda r: f"{r.id}-{r.attempt}",
+                    payload={"shard": shard, "worker": worker},
+                )
+                fence = self._fencing(conn, len(moved))
+                conn.execute(
+                    runs.insert(),
+                    [
+                        {
+                            "id": r.run_id,
+                            "job_id": r.id,
+                            "attempt": r.attempt,
+                            "state": "LEASED",
+                            "shard": shard,
+                            "worker": worker,
+                            "fencing": fence + i,
+                            "lease_expires_at": now + lease_timeout,
+                            "cpu_milli": r.extra["cpu_milli"],
+                            "memory": r.extra["memory"],
+                            "gpu": r.extra["gpu"],
+                            "created_at": now,
+                        }
+                        for i, r in enumerate(moved)
+                    ],
+                ) if moved else None
+                count += len(moved)
+        return count
+
+    @staticmethod
+    def _fencing(conn: sa.Connection, n: int) -> int:
+        """Reserve `n` fencing tokens; returns the first. Tokens only ever grow."""
+        if n == 0:
+            return 0
+        row = conn.execute(
+            counters.update()
+            .where(counters.c.name == "fencing")
+            .values(value=counters.c.value + n)
+            .returning(counters.c.value)
+        ).first()
+        if row is None:
+            conn.execute(counters.insert().values(name="fencing", value=n))
+            return 1
+        return int(row[0]) - n + 1
+
+    def set_reasons(self, reasons: dict[str, str]) -> None:
+        """Record why jobs could not be placed (not a transition: no event)."""
+        if not reasons:
+            return
+        with self.tx() as conn:
+            by_reason: dict[str, list[str]] = {}
+            for job_id, reason in reasons.items():
+                by_reason.setdefault(reason, []).append(job_id)
+            for reason, ids in by_reason.items():
+                conn.execute(
+                    jobs.update()
+                    .where(
+                        jobs.c.id.in_(ids),
+                        jobs.c.state == JobState.SCHEDULED.value,
+                        sa.or_(
+                            jobs.c.scheduling_reason.is_(None),
+                            jobs.c.scheduling_reason != reason,
+                        ),
+                    )
+                    .values(scheduling_reason=reason)
+                )
+
+    def resolve_dependencies(self, *, limit: int = 2000) -> int:
+        """WAITING jobs whose dependencies are met are queued; impossible ones fail."""
+        with self.tx() as conn:
+            refs = self._refs(conn, jobs.c.state == JobState.WAITING.value, jobs.c.spec)[:limit]
+            if not refs:
+                return 0
+            dep_ids = {d["job_id"] for r in refs for d in r.extra["spec"].get("depends_on", [])}
+            states = dict(
+                conn.execute(sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(dep_ids))).all()
+            )
+            ready, doomed = [], []
+            for r in refs:
+                verdict = combine(
+                    dependency_status(d.get("after", "success"), JobState(states[d["job_id"]]))
+                    if d["job_id"] in states
+                    else "impossible"
+                    for d in r.extra["spec"].get("depends_on", [])
+                )
+                if verdict == "met":
+                    ready.append(r)
+                elif verdict == "impossible":
+                    doomed.append(r)
+            self._move(conn, ready, Op.ENQUEUE, payload={"reason": "dependencies met"})
+            failure = FailureInfo(
+                condition=Condition.DEPENDENCY_FAILED,
+                message="a dependency ended in a state that can no longer satisfy it",
+            ).as_dict()
+            self._move(
+                conn, doomed, Op.FAIL, values={"failure": failure}, payload={"failure": failure}
+            )
+        return len(ready) + len(doomed)
+
+    @staticmethod
+    def _ref_cols() -> tuple[Any, ...]:
+        from jobfleet.store.base import REF_COLUMNS
+
+        return REF_COLUMNS

@@ -1,0 +1,154 @@
+"""The schema, declared once. Alembic migrations must produce exactly this (a test checks).
+
+Where a job is: `jobs.state` with `jobs.shard`. A QUEUED job (shard NULL) is in the intake
+queue; a SCHEDULED job is in its shard's queue; a LEASED/RUNNING job is on a worker. Because the
+location is one row, moving a job from the intake to a shard is one guarded UPDATE in one
+transaction: the job is in exactly one place, never zero and never two (seed 004).
+
+Times are float seconds since the epoch (UTC) on both backends.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("seq", BigId, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(32), nullable=False, unique=True),
+    sa.Column("queue", sa.String(64), nullable=False),
+    sa.Column("job_set", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("priority", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("priority_class", sa.String(64)),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("counted_retries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("shard", sa.String(64)),
+    sa.Column("worker", sa.String(128)),
+    sa.Column("run_id", sa.String(48)),
+    sa.Column("cpu_milli", sa.Integer, nullable=False),
+    sa.Column("memory", sa.BigInteger, nullable=False),
+    sa.Column("gpu", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("spec", JSONType, nullable=False),
+    sa.Column("labels", JSONType, nullable=False),
+    sa.Column("search", sa.Text, nullable=False, server_default=""),
+    sa.Column("client_id", sa.String(256)),
+    sa.Column("retry_of", sa.String(32)),
+    sa.Column("failure", JSONType),
+    sa.Column("scheduling_reason", sa.Text),
+    sa.Column("not_before", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Index("ix_jobs_queue_seq", "queue", "seq"),
+    sa.Index("ix_jobs_job_set", "queue", "job_set", "seq"),
+    sa.Index("ix_jobs_state_seq", "state", "seq"),
+    sa.Index("ix_jobs_pending", "state", "shard", "priority", "seq"),
+    sa.Index("ix_jobs_worker", "worker", "state"),
+    sa.Index(
+        "ux_jobs_client_id",
+        "queue",
+        "client_id",
+        unique=True,
+        sqlite_where=sa.text("client_id IS NOT NULL"),
+        postgresql_where=sa.text("client_id IS NOT NULL"),
+    ),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(48), primary_key=True),
+    sa.Column("job_id", sa.String(32), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("shard", sa.String(64), nullable=False),
+    sa.Column("worker", sa.String(128), nullable=False),
+    sa.Column("fencing", sa.BigInteger, nullable=False),
+    sa.Column("lease_expires_at", sa.Float, nullable=False),
+    sa.Column("cpu_milli", sa.Integer, nullable=False),
+    sa.Column("memory", sa.BigInteger, nullable=False),
+    sa.Column("gpu", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("signal", sa.Integer),
+    sa.Column("failure", JSONType),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Index("ix_runs_job", "job_id", "attempt"),
+    sa.Index("ix_runs_worker_state", "worker", "state"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("job_id", sa.String(32), nullable=False),
+    sa.Column("run_id", sa.String(48)),
+    sa.Column("queue", sa.String(64), nullable=False),
+    sa.Column("job_set", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("payload", JSONType),
+    sa.Index("ix_events_job", "job_id", "id"),
+)
+
+queues = sa.Table(
+    "queues",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("weight", sa.Float, nullable=False, server_default="1"),
+    sa.Column("config", JSONType, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+shards = sa.Table(
+    "shards",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("labels", JSONType, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("shard", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("incarnation", sa.String(32), nullable=False),
+    sa.Column("cpu_milli", sa.Integer, nullable=False),
+    sa.Column("memory", sa.BigInteger, nullable=False),
+    sa.Column("gpu", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("labels", JSONType, nullable=False),
+    sa.Column("info", JSONType, nullable=False),
+    sa.Column("last_heartbeat", sa.Float, nullable=False),
+    sa.Column("registered_at", sa.Float, nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""The worker agent: leases, the executor, reports."""

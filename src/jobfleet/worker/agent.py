@@ -1,0 +1,127 @@
+"""The worker agent: takes leases, starts runs, kills on orders, reports in batches, heartbeats.
+
+It talks to the server through a `Link`: in `jobfleet up` the store itself (in-process, no HTTP
+round trip per transition); on a fleet an HTTP link with the same methods.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Protocol
+
+from jobfleet.protocol import Assignment, Capacity, Finished, ReportResult, Started
+from jobfleet.runfiles import RunFiles
+from jobfleet.worker.executor import Executor
+
+log = logging.getLogger("jobfleet.worker")
+
+
+class Link(Protocol):
+    def register_worker(
+        self, name: str, shard: str, capacity: Capacity, *, labels: dict[str, str] | None = ...
+    ) -> str: ...
+
+    def heartbeat(self, name: str, *, lease_timeout: float) -> None: ...
+
+    def assignments(self, worker: str, *, exclude: set[str] | None = ...) -> list[Assignment]: ...
+
+    def cancel_orders(self, worker: str) -> list[str]: ...
+
+    def report(
+        self, worker: str, started: list[Started], finished: list[Finished]
+    ) -> ReportResult: ...
+
+
+class Worker:
+    def __init__(
+        self,
+        link: Link,
+        files: RunFiles,
+        *,
+        name: str,
+        shard: str,
+        capacity: Capacity,
+        lease_timeout: float,
+        labels: dict[str, str] | None = None,
+        grace: float = 10.0,
+    ) -> None:
+        self.link = link
+        self.name = name
+        self.shard = shard
+        self.capacity = capacity
+        self.labels = labels or {}
+        self.lease_timeout = lease_timeout
+        self.executor = Executor(files, self._on_exit, grace=grace)
+        self._done: queue.SimpleQueue[Finished] = queue.SimpleQueue()
+        self._known: set[str] = set()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="jobfleet-worker", daemon=True)
+
+    def start(self) -> None:
+        self.link.register_worker(self.name, self.shard, self.capacity, labels=self.labels)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop taking work and kill what runs. The server sees the runs as lost at restart."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self.executor.shutdown()
+
+    def _on_exit(self, result: Finished) -> None:
+        self._done.put(result)
+        self._wake.set()
+
+    def _loop(self) -> None:
+        interval = max(0.05, self.lease_timeout / 3)
+        next_beat = time.monotonic() + interval
+        while not self._stop.is_set():
+            self._wake.wait(timeout=max(0.0, next_beat - time.monotonic()))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self._cycle()
+                if time.monotonic() >= next_beat:
+                    self.link.heartbeat(self.name, lease_timeout=self.lease_timeout)
+                    next_beat = time.monotonic() + interval
+            except Exception:  # the loop must survive a database hiccup
+                log.exception("worker cycle failed; retrying")
+                self._stop.wait(0.5)
+                self._wake.set()
+
+    def _cycle(self) -> None:
+        started: list[Started] = []
+        finished: list[Finished] = []
+        for a in self.link.assignments(self.name, exclude=self._known):
+            self._known.add(a.run_id)
+            failed = self.executor.start(a)
+            if failed is None:
+                started.append(Started(a.run_id, a.fencing, time.time()))
+            else:
+                finished.append(failed)
+        running = self.executor.running()
+        for run_id in self.link.cancel_orders(self.name):
+            if run_id in running:
+                self.executor.kill(run_id, "cancel")
+        while not self._done.empty():
+            finished.append(self._done.get())
+        if started or finished:
+            self._report(started, finished)
+
+    def _report(self, started: list[Started], finished: list[Finished]) -> None:
+        result = self.link.report(self.name, started, finished)
+        for f in finished:
+            self._known.discard(f.run_id)
+        for run_id, why in result.refused.items():
+            if run_id in self.executor.running():
+                log.warning("run %s is no longer ours (%s): killing it", run_id, why)
+                self.executor.kill(run_id, "cancel")
+            self._known.discard(run_id)
