@@ -113,7 +113,7 @@ def test_every_table_entry_targets_a_known_state_and_event() -> None:
 
 
 class JobMachine(RuleBasedStateMachine):
-    """Random sequences of operations: only legal moves happen, one event each, terminal is final."""
+    """Random operations: only legal moves happen, one event each, terminal is final."""
 
     def __init__(self) -> None:
         super().__init__()
