@@ -10,7 +10,7 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from jobfleet.failures.policy import RetryPolicy
 from jobfleet.units import parse_duration, parse_memory
@@ -70,8 +70,8 @@ class JobSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    command: list[str] | str
     shell: bool = False
+    command: list[str] | str
     env: dict[str, str] = Field(default_factory=dict)
     working_dir: str | None = Field(default=None, max_length=4096)
     resources: Resources = Field(default_factory=Resources)
@@ -93,8 +93,10 @@ class JobSpec(BaseModel):
 
     @field_validator("command")
     @classmethod
-    def _command(cls, v: list[str] | str) -> list[str] | str:
+    def _command(cls, v: list[str] | str, info: ValidationInfo) -> list[str] | str:
         if isinstance(v, str):
+            if not info.data.get("shell"):
+                raise ValueError("command is a string: pass an argv list, or set shell: true")
             if not v.strip():
                 raise ValueError("command is empty")
             return v
@@ -155,12 +157,6 @@ class JobSpec(BaseModel):
         if scheme not in allowed:
             raise ValueError(f"scheme {scheme or '(none)'!r} is not one of {', '.join(allowed)}")
         return v
-
-    @model_validator(mode="after")
-    def _shell(self) -> JobSpec:
-        if isinstance(self.command, str) and not self.shell:
-            raise ValueError("command is a string: pass an argv list, or set shell: true")
-        return self
 
     def argv(self) -> list[str]:
         if self.shell:

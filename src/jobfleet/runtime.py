@@ -89,32 +89,48 @@ def _total_memory() -> int:
     return 4 * 2**30
 
 
+class LocalStack:
+    """Scheduler, local worker and API app over one store: what `up` runs (and tests start)."""
+
+    def __init__(self, settings: Settings, data_dir: Path, store: Store) -> None:
+        self.store = store
+        self.files = RunFiles(data_dir)
+        self.scheduler = Scheduler(
+            store, shards=[settings.worker.shard], lease_timeout=settings.lease_timeout
+        )
+        self.worker = Worker(
+            store,
+            self.files,
+            name=settings.worker.name or f"local-{socket.gethostname()}",
+            shard=settings.worker.shard,
+            capacity=detect_capacity(settings),
+            lease_timeout=settings.lease_timeout,
+            labels=settings.worker.labels,
+            grace=settings.worker.grace,
+        )
+        store.subscribe(self.scheduler.wake)
+        store.subscribe(self.worker.wake)
+        self.app = create_app(store, settings, self.files)
+
+    def start(self) -> None:
+        self.worker.start()
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+        self.worker.stop()
+
+
 def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> None:
     """Run everything in the foreground until SIGINT/SIGTERM, then shut down cleanly."""
     data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings, data_dir)
     token = admin_token(store, data_dir)
     url = f"http://{settings.host}:{settings.port}"
-    files = RunFiles(data_dir)
-    scheduler = Scheduler(
-        store, shards=[settings.worker.shard], lease_timeout=settings.lease_timeout
-    )
-    worker = Worker(
-        store,
-        files,
-        name=settings.worker.name or f"local-{socket.gethostname()}",
-        shard=settings.worker.shard,
-        capacity=detect_capacity(settings),
-        lease_timeout=settings.lease_timeout,
-        labels=settings.worker.labels,
-        grace=settings.worker.grace,
-    )
-    store.subscribe(scheduler.wake)
-    store.subscribe(worker.wake)
-    app = create_app(store, settings, files)
+    stack = LocalStack(settings, data_dir, store)
     server = uvicorn.Server(
         uvicorn.Config(
-            app,
+            stack.app,
             host=settings.host,
             port=settings.port,
             log_level="warning",
@@ -122,15 +138,13 @@ def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> 
             timeout_graceful_shutdown=3,
         )
     )
-    worker.start()
-    scheduler.start()
+    stack.start()
     _banner(url, token, data_dir, store, save_profile)
     try:
         server.run()
     finally:
         print("jobfleet: shutting down…", file=sys.stderr, flush=True)
-        scheduler.stop()
-        worker.stop()
+        stack.stop()
         store.close()
         print("jobfleet: stopped", file=sys.stderr, flush=True)
 

@@ -11,6 +11,7 @@ from jobfleet.errors import InvalidInput
 from jobfleet.ids import new_id
 from jobfleet.lifecycle import EventType, JobState, Op, transition
 from jobfleet.models import JobSpec
+from jobfleet.scheduling.dependencies import dependency_status
 from jobfleet.store.base import CHUNK, StoreBase
 from jobfleet.store.schema import jobs, queues
 from jobfleet.store.views import job_view
@@ -61,7 +62,9 @@ class IntakeOps(StoreBase):
                 if spec.client_id is not None:
                     known[key] = job_id
                 ids.append(job_id)
-                waiting = any(deps.get(d.job_id) != "met" for d in spec.depends_on)
+                waiting = any(
+                    dependency_status(d.after, deps[d.job_id]) != "met" for d in spec.depends_on
+                )
                 step = transition(None, Op.WAIT if waiting else Op.ENQUEUE)
                 rows.append(self._row(job_id, spec, step.target, now, retry_of))
                 base = {
@@ -143,9 +146,9 @@ class IntakeOps(StoreBase):
         return found
 
     @staticmethod
-    def _dependency_states(conn: sa.Connection, specs: list[JobSpec]) -> dict[str, str]:
-        """For each dependency id: 'met', 'unmet' (may still be met); unknown ids are refused."""
-        wanted = {d.job_id: d.after for s in specs for d in s.depends_on}
+    def _dependency_states(conn: sa.Connection, specs: list[JobSpec]) -> dict[str, JobState]:
+        """The current state of every job the specs depend on; unknown ids are refused."""
+        wanted = {d.job_id for s in specs for d in s.depends_on}
         if not wanted:
             return {}
         rows = conn.execute(
@@ -160,6 +163,4 @@ class IntakeOps(StoreBase):
         ]
         if errors:
             raise InvalidInput("depends_on names a job that does not exist", errors[:50])
-        from jobfleet.scheduling.dependencies import dependency_status
-
-        return {jid: dependency_status(wanted[jid], st) for jid, st in states.items()}
+        return states

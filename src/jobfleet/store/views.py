@@ -78,7 +78,11 @@ def event_view(m: Mapping[Any, Any]) -> dict[str, Any]:
     return out
 
 
-_STATE_EVENTS = {e.value for e in EventType} - {EventType.REPRIORITIZED.value}
+# `submitted` and `queued` happen at the same instant: the timeline starts at the latter.
+_STATE_EVENTS = {e.value for e in EventType} - {
+    EventType.REPRIORITIZED.value,
+    EventType.SUBMITTED.value,
+}
 
 
 def history_view(rows: list[Mapping[Any, Any]], now: float) -> list[dict[str, Any]]:

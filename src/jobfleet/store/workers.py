@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from jobfleet.errors import IllegalTransition
 from jobfleet.failures import Condition, FailureInfo, RetryPolicy, decide
 from jobfleet.ids import new_id
 from jobfleet.lifecycle import JobState, Op, RequeueCause, RunState
@@ -130,9 +131,17 @@ class WorkerOps(StoreBase):
             self._mark_started(conn, ok_started)
             for s in ok_started:
                 current[s.run_id]["state"] = RunState.RUNNING.value
-            ok_finished = [f for f in finished if self._check(current, f.run_id, f.fencing, result)]
-            for f in ok_finished:
-                self._finish(conn, current[f.run_id], f)
+            for f in finished:
+                if not self._check(current, f.run_id, f.fencing, result):
+                    continue
+                try:
+                    with conn.begin_nested():
+                        self._finish(conn, current[f.run_id], f)
+                except IllegalTransition as exc:
+                    result.accepted.remove(f.run_id)
+                    result.refused[f.run_id] = f"refused: {exc.detail}"
+                    continue
+                current[f.run_id]["state"] = "ENDED"
         return result
 
     @staticmethod
@@ -140,9 +149,14 @@ class WorkerOps(StoreBase):
         if not ids:
             return {}
         rows = conn.execute(
-            sa.select(runs.c.id, runs.c.job_id, runs.c.fencing, runs.c.state, runs.c.worker).where(
-                runs.c.id.in_(ids)
-            )
+            sa.select(
+                runs.c.id,
+                runs.c.job_id,
+                runs.c.fencing,
+                runs.c.state,
+                runs.c.worker,
+                runs.c.lease_expires_at,
+            ).where(runs.c.id.in_(ids))
         ).all()
         return {r.id: dict(r._mapping) for r in rows if r.worker == worker}
 
@@ -157,6 +171,8 @@ class WorkerOps(StoreBase):
             result.refused[run_id] = "superseded lease (fencing token does not match)"
         elif lease["state"] not in ACTIVE:
             result.refused[run_id] = f"the run already ended ({lease['state']})"
+        elif lease["lease_expires_at"] < time.time():
+            result.refused[run_id] = "the lease expired before this report"
         else:
             result.accepted.append(run_id)
             return True
@@ -182,18 +198,22 @@ class WorkerOps(StoreBase):
         if not refs or not refs[0].state.active:
             return
         ref = refs[0]
+        if ref.state is JobState.LEASED and f.outcome == "succeeded":
+            # It ran and finished between two reports: record the start it implies.
+            self._mark_started(conn, [Started(f.run_id, f.fencing, f.time)])
+            ref.state = JobState.RUNNING
         if f.outcome == "succeeded":
             self._end_run(conn, f, RunState.SUCCEEDED)
-            self._move_one(conn, ref, Op.SUCCEED, now=f.time, payload={"exit_code": f.exit_code})
+            self._move_one(conn, ref, Op.SUCCEED, payload={"exit_code": f.exit_code})
         elif ref.cancel_requested:
             self._end_run(conn, f, RunState.CANCELLED)
             payload = {"exit_code": f.exit_code, "worker": lease["worker"]}
-            self._move_one(conn, ref, Op.CONFIRM_CANCEL, now=f.time, payload=payload)
+            self._move_one(conn, ref, Op.CONFIRM_CANCEL, payload=payload)
         else:
             failure = f.failure or FailureInfo(condition=Condition.EXIT_NONZERO)
             state = _RUN_STATE_BY_CONDITION.get(failure.condition, RunState.FAILED)
             self._end_run(conn, f, state, failure)
-            self._fail_or_requeue(conn, ref, failure, f.time)
+            self._fail_or_requeue(conn, ref, failure, time.time())
 
     @staticmethod
     def _end_run(
