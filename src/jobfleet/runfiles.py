@@ -1,32 +1,53 @@
 """Where a run's files live under the data directory: logs, termination log, working dir.
 
 Shared by the worker (writes) and the API (serves logs), which on `jobfleet up` share a disk.
+Files are grouped in folders named by the first characters of the run id (a time bucket of a
+few minutes, since ids start with a timestamp), so a run costs one `mkdir` (its working dir):
+
+    logs/<bucket>/<run_id>.stdout.log, .stderr.log, .termination.log, .checkpoint.json
+    work/<bucket>/<run_id>/     the run's working directory (unless the job names one)
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Literal
 
 Stream = Literal["stdout", "stderr"]
+BUCKET = 6
 
 
 class RunFiles:
     def __init__(self, data_dir: Path) -> None:
-        self.root = data_dir / "runs"
+        self.logs = data_dir / "logs"
+        self.work = data_dir / "work"
+        self._made: set[Path] = set()
+        self._lock = threading.Lock()
 
-    def run_dir(self, run_id: str) -> Path:
-        job_id, _, attempt = run_id.rpartition("-")
-        return self.root / job_id / attempt
+    def _bucket(self, root: Path, run_id: str) -> Path:
+        return root / run_id[:BUCKET]
 
     def log(self, run_id: str, stream: Stream) -> Path:
-        return self.run_dir(run_id) / f"{stream}.log"
+        return self._bucket(self.logs, run_id) / f"{run_id}.{stream}.log"
 
     def termination_log(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "termination.log"
+        return self._bucket(self.logs, run_id) / f"{run_id}.termination.log"
 
     def checkpoint(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "checkpoint.json"
+        return self._bucket(self.logs, run_id) / f"{run_id}.checkpoint.json"
 
     def work_dir(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "work"
+        return self._bucket(self.work, run_id) / run_id
+
+    def prepare(self, run_id: str, *, work_dir: bool) -> None:
+        """Create the folders a run needs (the buckets once, the working dir each time)."""
+        for root in (self.logs, self.work):
+            bucket = self._bucket(root, run_id)
+            if bucket not in self._made:
+                bucket.mkdir(parents=True, exist_ok=True)
+                with self._lock:
+                    self._made.add(bucket)
+        if work_dir:
+            os.mkdir(self.work_dir(run_id))

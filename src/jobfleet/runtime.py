@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from jobfleet.scheduling.loop import Scheduler
 from jobfleet.server.app import create_app
 from jobfleet.store import Store
 from jobfleet.worker.agent import Worker
+from jobfleet.worker.local import WorkerProcess, build_worker
 
 log = logging.getLogger("jobfleet")
 TOKEN_FILE = "admin-token"
@@ -90,35 +93,62 @@ def _total_memory() -> int:
 
 
 class LocalStack:
-    """Scheduler, local worker and API app over one store: what `up` runs (and tests start)."""
+    """Scheduler, local worker and API app over one store: what `up` runs (and tests start).
 
-    def __init__(self, settings: Settings, data_dir: Path, store: Store) -> None:
+    `worker_process=True` (what `up` uses) runs the worker in a child process, so job
+    handling and scheduling use both cores; False keeps it in a thread (quicker to start).
+    """
+
+    def __init__(
+        self, settings: Settings, data_dir: Path, store: Store, *, worker_process: bool = False
+    ) -> None:
         self.store = store
         self.files = RunFiles(data_dir)
         self.scheduler = Scheduler(
             store, shards=[settings.worker.shard], lease_timeout=settings.lease_timeout
         )
-        self.worker = Worker(
-            store,
-            self.files,
-            name=settings.worker.name or f"local-{socket.gethostname()}",
-            shard=settings.worker.shard,
-            capacity=detect_capacity(settings),
-            lease_timeout=settings.lease_timeout,
-            labels=settings.worker.labels,
-            grace=settings.worker.grace,
-        )
-        store.subscribe(self.scheduler.wake)
-        store.subscribe(self.worker.wake)
         self.app = create_app(store, settings, self.files)
+        store.subscribe(self.scheduler.wake)
+        capacity = detect_capacity(settings)
+        self.worker: Worker | None = None
+        self.child: WorkerProcess | None = None
+        if worker_process:
+            self.child = WorkerProcess(settings, store.url, data_dir, capacity)
+            store.subscribe(self.child.wake)
+        else:
+            self.worker = build_worker(settings, store, self.files, capacity)
+            store.subscribe(self.worker.wake)
+
+    def _on_child_commit(self) -> None:
+        self.scheduler.wake()
+        self.app.state.services.broadcaster.notify()
 
     def start(self) -> None:
-        self.worker.start()
+        if self.child is not None:
+            self.child.start(self._on_child_commit)
+        if self.worker is not None:
+            self.worker.start()
         self.scheduler.start()
 
     def stop(self) -> None:
         self.scheduler.stop()
-        self.worker.stop()
+        if self.worker is not None:
+            self.worker.stop()
+        if self.child is not None:
+            self.child.stop()
+
+
+class _ForegroundServer(uvicorn.Server):
+    """uvicorn, minus re-raising SIGTERM/SIGINT after its shutdown: we have ours to do."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        handlers = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
 
 
 def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> None:
@@ -127,8 +157,8 @@ def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> 
     store = open_store(settings, data_dir)
     token = admin_token(store, data_dir)
     url = f"http://{settings.host}:{settings.port}"
-    stack = LocalStack(settings, data_dir, store)
-    server = uvicorn.Server(
+    stack = LocalStack(settings, data_dir, store, worker_process=True)
+    server = _ForegroundServer(
         uvicorn.Config(
             stack.app,
             host=settings.host,

@@ -317,4 +317,57 @@ def test_unplaceable_job_says_why(api: Api) -> None:
         what="a scheduling reason",
     )
     assert "large enough" in str(j["scheduling_reason"])
+    assert j["state"] == "QUEUED"  # PRODUCT §2: stays QUEUED and says why
+
+
+def test_a_job_waiting_for_room_is_scheduled_and_says_why(api: Api, tmp_path: Any) -> None:
+    marker = tmp_path / "hog"
+    hog = api.submit(command=["sh", "-c", f"touch {marker}; exec sleep 60"], resources={"cpu": 2})
+    api.wait_state(str(hog["id"]), "RUNNING")
+    job = api.submit(command=["true"], resources={"cpu": 1})
+    j = wait_for(
+        lambda: (x := api.job(str(job["id"])))["scheduling_reason"] and x,
+        what="a scheduling reason",
+    )
     assert j["state"] == "SCHEDULED"
+    assert "waiting for free CPU" in str(j["scheduling_reason"])
+    api.http.post(f"/v1/jobs/{hog['id']}/cancel")
+    done = api.wait_state(str(job["id"]), "SUCCEEDED")
+    assert done["scheduling_reason"] is None
+
+
+def test_preempt_requeues_the_job_with_one_event_and_it_runs_again(api: Api) -> None:
+    job = api.submit(command=["sh", "-c", 'if [ "$JOBFLEET_ATTEMPT" = 1 ]; then sleep 60; fi'])
+    job_id = str(job["id"])
+    api.wait_state(job_id, "RUNNING")
+    r = api.http.post(f"/v1/jobs/{job_id}/preempt")
+    assert r.status_code == 202
+    done = api.wait_state(job_id, "SUCCEEDED")
+    assert [run["state"] for run in done["runs"]] == ["PREEMPTED", "SUCCEEDED"]  # type: ignore[union-attr]
+    events = api.http.get(f"/v1/jobs/{job_id}/events").json()["items"]
+    requeued = [e for e in events if e["type"] == "requeued"]
+    assert len(requeued) == 1
+    assert requeued[0]["cause"] == "preempted"
+    assert requeued[0]["failure"]["condition"] == "PREEMPTED"
+    assert not [e for e in events if e["type"] in ("failed", "preempted")]
+
+
+def test_preempt_of_a_queued_job_is_409(api: Api) -> None:
+    job = api.submit(command=["true"], resources={"cpu": 1000})
+    r = api.http.post(f"/v1/jobs/{job['id']}/preempt")
+    assert r.status_code == 409
+    assert r.json()["state"] == "QUEUED"
+
+
+def test_retry_as_new_links_the_new_job_to_the_old(api: Api) -> None:
+    job = api.submit(command=["sh", "-c", "exit 1"])
+    api.wait_state(str(job["id"]), "FAILED")
+    r = api.http.post(f"/v1/jobs/{job['id']}/retry")
+    assert r.status_code == 201
+    new = r.json()
+    assert new["id"] != job["id"]
+    assert new["retry_of"] == job["id"]
+    assert new["spec"]["command"] == job["spec"]["command"]  # type: ignore[index]
+    running = api.submit(command=["sleep", "60"])
+    assert api.http.post(f"/v1/jobs/{running['id']}/retry").status_code == 409
+    api.http.post(f"/v1/jobs/{running['id']}/cancel")

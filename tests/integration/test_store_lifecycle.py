@@ -152,7 +152,7 @@ def test_nonzero_exit_without_retry_policy_fails_the_job(store: Store) -> None:
 
 def test_spec_retry_policy_runs_an_always_failing_job_exactly_four_times(store: Store) -> None:
     register(store)
-    [job_id] = store.submit([spec(retry={"max_retries": 3})])
+    [job_id] = store.submit([spec(retry={"max_retries": 3, "backoff": {"initial": 0}})])
 
     attempts: list[int] = []
     for _ in range(10):  # bounded: the job must end well before this
@@ -190,7 +190,7 @@ def test_spec_retry_policy_runs_an_always_failing_job_exactly_four_times(store: 
 
 
 def test_queue_retry_policy_applies_when_the_spec_has_none(store: Store) -> None:
-    store.upsert_queue("retrying", config={"retry": {"max_retries": 1}})
+    store.upsert_queue("retrying", config={"retry": {"max_retries": 1, "backoff": {"initial": 0}}})
     register(store)
     [job_id] = store.submit([spec(queue="retrying")])
 

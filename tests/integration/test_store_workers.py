@@ -266,7 +266,7 @@ def test_expired_lease_is_detected_only_once_the_time_has_passed(store: Store, w
 
 
 def test_lost_lease_does_not_use_up_max_retries(store: Store, worker: str) -> None:
-    [job_id] = store.submit([spec(retry={"max_retries": 1})])
+    [job_id] = store.submit([spec(retry={"max_retries": 1, "backoff": {"initial": 0}})])
     a = lease_one(store, job_id, lease_timeout=0.3)
     wait_past(run_row(store, a.run_id)["lease_expires_at"])
     assert store.expire_leases() == 1

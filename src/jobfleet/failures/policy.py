@@ -58,7 +58,7 @@ class RetryPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_retries: int = Field(default=0, ge=0, le=100)
-    backoff: Backoff = Field(default_factory=lambda: Backoff(initial=0, jitter=0))
+    backoff: Backoff = Field(default_factory=Backoff)
     rules: list[RetryRule] = Field(default_factory=list)
     default_action: Literal["retry", "fail"] = "retry"
 
@@ -84,14 +84,15 @@ def decide(
     """Retry or fail, after `counted_retries` budgeted and `total_retries` retries in all.
 
     With no rule matching, a failure that is not the job's fault (preemption, eviction, lost
-    worker) is retried without counting; anything else follows `default_action` within
-    `max_retries`. `GLOBAL_RETRY_CAP` bounds uncounted retries too.
+    worker) is retried at once without counting; anything else follows `default_action`
+    within `max_retries`, after the backoff. `GLOBAL_RETRY_CAP` bounds uncounted retries too.
     """
     rule = next((r for r in policy.rules if r.matches(failure)), None)
+    backoff = True
     if rule is not None:
         action, counts = rule.action, rule.counts
     elif failure.condition in NOT_THE_JOBS_FAULT:
-        action, counts = "retry", False
+        action, counts, backoff = "retry", False, False  # not its fault: run again at once
     elif failure.condition is Condition.DEPENDENCY_FAILED:
         action, counts = "fail", True
     else:
@@ -102,7 +103,7 @@ def decide(
         return RetryDecision(False, counts, 0.0, f"max_retries {policy.max_retries} used up")
     if total_retries >= max(GLOBAL_RETRY_CAP, policy.max_retries):
         return RetryDecision(False, counts, 0.0, f"global retry cap {GLOBAL_RETRY_CAP} reached")
-    delay = policy.backoff.delay(total_retries + 1, rng)
+    delay = policy.backoff.delay(total_retries + 1, rng) if backoff else 0.0
     return RetryDecision(
         True,
         counts,

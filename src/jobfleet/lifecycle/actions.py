@@ -22,12 +22,15 @@ class Action:
         return {"name": self.name, "enabled": self.enabled, "in_progress": self.in_progress}
 
 
-def allowed_actions(state: JobState, *, cancel_requested: bool = False) -> list[Action]:
-    """Every action, enabled or not, for a job in `state`."""
+def allowed_actions(
+    state: JobState, *, cancel_requested: bool = False, preempt_requested: bool = False
+) -> list[Action]:
+    """Every action, enabled or not, for a job in `state`, with its in-progress flag."""
     live = not state.terminal
+    busy = cancel_requested or preempt_requested
     return [
         Action("cancel", enabled=live and not cancel_requested, in_progress=cancel_requested),
-        Action("reprioritize", enabled=live and not cancel_requested),
-        Action("preempt", enabled=state.active and not cancel_requested),
+        Action("reprioritize", enabled=live and not busy),
+        Action("preempt", enabled=state.active and not busy, in_progress=preempt_requested),
         Action("retry", enabled=state.terminal),
     ]

@@ -8,12 +8,16 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from jobfleet.scheduling.placement import place
+from jobfleet.protocol import Capacity
+from jobfleet.scheduling.placement import Room, place
 
 if TYPE_CHECKING:
     from jobfleet.store import Store
 
 log = logging.getLogger("jobfleet.scheduler")
+PLACE_BATCH = 500  # jobs considered per placement pass; passes repeat while they make progress
+BUSY_WINDOW = 0.2  # seconds since the last productive cycle during which we count as busy
+COALESCE = 0.02  # how long a busy scheduler waits to gather changes before the next cycle
 
 
 class Scheduler:
@@ -32,6 +36,7 @@ class Scheduler:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._next_housekeeping = 0.0
+        self._reasons: dict[str, str] = {}  # what we last wrote, so only changes are written
         self._thread = threading.Thread(target=self._loop, name="jobfleet-scheduler", daemon=True)
 
     def start(self) -> None:
@@ -46,15 +51,20 @@ class Scheduler:
         self._thread.join(timeout=30)
 
     def _loop(self) -> None:
+        last_busy = 0.0
         while not self._stop.is_set():
             try:
                 while self.cycle() and not self._stop.is_set():
-                    pass
+                    last_busy = time.monotonic()
             except Exception:
                 log.exception("scheduler cycle failed; retrying")
                 self._stop.wait(0.5)
                 continue
             self._wake.wait(timeout=self._idle_timeout())
+            if time.monotonic() - last_busy < BUSY_WINDOW:
+                # Under load, let changes pile up a moment: one big batch beats many small
+                # ones. An idle scheduler acts at once, so a lone job is not delayed.
+                self._stop.wait(COALESCE)
             self._wake.clear()
 
     def _idle_timeout(self) -> float:
@@ -68,20 +78,42 @@ class Scheduler:
     def cycle(self) -> int:
         """One scheduling pass over every shard; returns how many jobs moved."""
         moved = 0
-        if time.monotonic() >= self._next_housekeeping:
+        housekeeping = time.monotonic() >= self._next_housekeeping
+        if housekeeping:
             moved += self.store.expire_leases() + self.store.resolve_dependencies()
             self._next_housekeeping = time.monotonic() + self.housekeeping_every
         for shard in self.shards:
-            moved += self.store.route(shard)
-            moved += self._place(shard)
+            free, totals = self.store.rooms(shard, fresh_after=time.time() - self.lease_timeout)
+            largest = _largest(totals)
+            if housekeeping:
+                self.store.mark_unroutable(shard, largest)
+            if largest is not None:
+                moved += self.store.route(shard, largest)
+                moved += self._place(shard, free, totals)
         return moved
 
-    def _place(self, shard: str) -> int:
-        demands = self.store.pending(shard)
+    def _place(self, shard: str, free: list[Room], totals: list[Room]) -> int:
+        full = not any(r.cpu_milli > 0 and r.memory > 0 for r in free)
+        # Every worker full: look at the head of the queue only, to say why it waits.
+        demands = self.store.pending(shard, limit=50 if full else PLACE_BATCH)
         if not demands:
             return 0
-        free, totals = self.store.rooms(shard, fresh_after=time.time() - self.lease_timeout)
         plan = place(demands, free, totals, shard)
         leased = self.store.lease(shard, plan.placed, lease_timeout=self.lease_timeout)
-        self.store.set_reasons(plan.reasons)
+        changed = {j: r for j, r in plan.reasons.items() if self._reasons.get(j) != r}
+        self.store.set_reasons(changed)
+        for job_id, _ in plan.placed:
+            self._reasons.pop(job_id, None)
+        self._reasons.update(changed)
+        if len(self._reasons) > 100_000:
+            self._reasons.clear()
         return leased
+
+
+def _largest(totals: list[Room]) -> Capacity | None:
+    """The most CPU, memory and GPUs any one worker has (None: no live worker)."""
+    if not totals:
+        return None
+    return Capacity(
+        max(t.cpu_milli for t in totals), max(t.memory for t in totals), max(t.gpu for t in totals)
+    )

@@ -56,10 +56,12 @@ def place(
     """Place `demands` in order (already sorted by priority, then submit order).
 
     A job that does not fit is skipped (smaller jobs behind it may still fit) and gets a reason.
+    Reasons are worked out once per shape of request, so a long queue costs little.
     """
     total_of = {t.worker: t for t in totals}
     placed: list[tuple[str, str]] = []
     reasons: dict[str, str] = {}
+    why: dict[tuple[int, int, int], str] = {}
     for d in demands:
         best: Room | None = None
         best_score = 0.0
@@ -69,9 +71,13 @@ def place(
                 if best is None or score < best_score:
                     best, best_score = room, score
         if best is None:
-            reasons[d.job_id] = explain(d, rooms, totals, shard)
+            shape = (d.cpu_milli, d.memory, d.gpu)
+            if shape not in why:
+                why[shape] = explain(d, rooms, totals, shard)
+            reasons[d.job_id] = why[shape]
             continue
         best.take(d)
+        why.clear()  # the rooms changed
         placed.append((d.job_id, best.worker))
     return Plan(placed, reasons)
 

@@ -41,7 +41,7 @@ class JobRef:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_row(cls, row: sa.Row[Any]) -> JobRef:
+    def from_row(cls, row: Any) -> JobRef:
         m = row._mapping
         return cls(
             id=m["id"],

@@ -7,7 +7,7 @@ import time
 import sqlalchemy as sa
 
 from jobfleet.errors import NotFound
-from jobfleet.lifecycle import JobState, Op
+from jobfleet.lifecycle import JobState, Op, transition
 from jobfleet.store.base import JobRef, StoreBase
 from jobfleet.store.schema import jobs
 
@@ -69,6 +69,22 @@ class ControlOps(StoreBase):
             }
             self._move_one(
                 conn, ref, Op.REPRIORITIZE, values={"priority": priority}, payload=payload
+            )
+
+    def preempt(self, job_id: str) -> None:
+        """Ask the worker to preempt the job's run (SIGTERM, grace, SIGKILL).
+
+        The preemption itself is one event when the worker confirms it: `requeued` with cause
+        `preempted` (the default policy retries it, not counting), or `preempted` if the
+        job's policy ends it there.
+        """
+        with self.tx() as conn:
+            ref = self._one(conn, job_id)
+            transition(ref.state, Op.PREEMPT, cancel_requested=ref.cancel_requested)  # legal?
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, jobs.c.state.in_(_ACTIVE))
+                .values(preempt_requested=True)
             )
 
     def _one(self, conn: sa.Connection, job_id: str) -> JobRef:

@@ -7,9 +7,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from jobfleet.errors import InvalidInput
+from jobfleet.errors import IllegalTransition, InvalidInput, NotFound
 from jobfleet.ids import new_id
-from jobfleet.lifecycle import EventType, JobState, Op, transition
+from jobfleet.lifecycle import EventType, JobState, Op, allowed_actions, transition
 from jobfleet.models import JobSpec
 from jobfleet.scheduling.dependencies import dependency_status
 from jobfleet.store.base import CHUNK, StoreBase
@@ -41,6 +41,27 @@ class IntakeOps(StoreBase):
             if job_id not in views:
                 views[job_id] = self.get_job(job_id)  # type: ignore[attr-defined]
         return [views[i] for i in ids]
+
+    def retry_as_new(self, job_id: str, *, actor: str = "user") -> dict[str, Any]:
+        """Submit a terminal job's spec again as a new job with `retry_of` set."""
+        with self.read() as conn:
+            row = conn.execute(
+                sa.select(jobs.c.state, jobs.c.spec, jobs.c.cancel_requested).where(
+                    jobs.c.id == job_id
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no job {job_id!r}")
+        state = JobState(row.state)
+        if not state.terminal:
+            actions = allowed_actions(state, cancel_requested=bool(row.cancel_requested))
+            raise IllegalTransition(
+                f"cannot retry a job in state {state}: only a finished job can be retried as new",
+                state=state.value,
+                actions=[a.name for a in actions if a.enabled],
+            )
+        spec = JobSpec.model_validate({k: v for k, v in row.spec.items() if k != "client_id"})
+        return self.submit_views([spec], retry_of=job_id, actor=actor)[0]
 
     def _submit(
         self, specs: list[JobSpec], *, retry_of: str | None, actor: str

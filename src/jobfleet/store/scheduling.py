@@ -9,38 +9,83 @@ import sqlalchemy as sa
 
 from jobfleet.failures import Condition, FailureInfo
 from jobfleet.lifecycle import JobState, Op
+from jobfleet.protocol import Capacity
 from jobfleet.scheduling.dependencies import combine, dependency_status
 from jobfleet.scheduling.placement import Demand, Room
-from jobfleet.store.base import JobRef, StoreBase
+from jobfleet.store.base import REF_COLUMNS, JobRef, StoreBase
 from jobfleet.store.schema import counters, jobs, runs, workers
+from jobfleet.units import format_memory
 
 ACTIVE_RUN_STATES = ("LEASED", "RUNNING")
 
 
 class SchedulingOps(StoreBase):
-    def route(self, shard: str, *, limit: int = 2000) -> int:
-        """Move eligible QUEUED jobs from the intake to `shard`'s queue; returns how many."""
+    def route(self, shard: str, largest: Capacity | None = None, *, limit: int = 2000) -> int:
+        """Move eligible QUEUED jobs from the intake to `shard`'s queue; returns how many.
+
+        Only jobs that the shard's largest worker could hold are routed (`largest`: the most
+        CPU, memory and GPUs any one live worker has); the others stay QUEUED with a reason.
+        Without `largest`, size is not checked.
+        """
         now = time.time()
+        where = [
+            jobs.c.state == JobState.QUEUED.value,
+            sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+        ]
+        if largest is not None:
+            where += [
+                jobs.c.cpu_milli <= largest.cpu_milli,
+                jobs.c.memory <= largest.memory,
+                jobs.c.gpu <= largest.gpu,
+            ]
+        stmt = (
+            sa.select(*REF_COLUMNS)
+            .where(*where)
+            .order_by(jobs.c.priority.desc(), jobs.c.seq)
+            .limit(limit)
+        )
+        with self.read() as conn:  # most cycles have nothing to route: skip the write lock
+            if conn.execute(stmt.with_only_columns(jobs.c.seq).limit(1)).first() is None:
+                return 0
         with self.tx() as conn:
-            stmt = (
-                sa.select(*self._ref_cols())
-                .where(
-                    jobs.c.state == JobState.QUEUED.value,
-                    sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
-                )
-                .order_by(jobs.c.priority.desc(), jobs.c.seq)
-                .limit(limit)
-            )
             refs = [JobRef.from_row(r) for r in conn.execute(stmt)]
             moved = self._move(
                 conn,
                 refs,
                 Op.SCHEDULE,
                 now=now,
-                values={"shard": shard, "not_before": None},
+                values={"shard": shard, "not_before": None, "scheduling_reason": None},
                 payload={"shard": shard},
             )
         return len(moved)
+
+    def mark_unroutable(self, shard: str, largest: Capacity | None) -> int:
+        """Say why QUEUED jobs too large for every worker of `shard` are not moving."""
+        if largest is None:
+            reason = f"no worker is registered in shard {shard}"
+            too_big: Any = sa.true()
+        else:
+            reason = (
+                f"no worker in shard {shard} is large enough: the largest has "
+                f"{largest.cpu_milli / 1000:g} CPU, {format_memory(largest.memory)} memory, "
+                f"{largest.gpu} GPUs"
+            )
+            too_big = sa.or_(
+                jobs.c.cpu_milli > largest.cpu_milli,
+                jobs.c.memory > largest.memory,
+                jobs.c.gpu > largest.gpu,
+            )
+        where = (
+            jobs.c.state == JobState.QUEUED.value,
+            too_big,
+            sa.or_(jobs.c.scheduling_reason.is_(None), jobs.c.scheduling_reason != reason),
+        )
+        with self.read() as conn:
+            if conn.execute(sa.select(jobs.c.seq).where(*where).limit(1)).first() is None:
+                return 0
+        with self.tx() as conn:
+            done = conn.execute(jobs.update().where(*where).values(scheduling_reason=reason))
+            return int(done.rowcount or 0)
 
     def next_backoff(self) -> float | None:
         """When the earliest job waiting out a retry backoff becomes eligible."""
@@ -219,9 +264,3 @@ class SchedulingOps(StoreBase):
                 conn, doomed, Op.FAIL, values={"failure": failure}, payload={"failure": failure}
             )
         return len(ready) + len(doomed)
-
-    @staticmethod
-    def _ref_cols() -> tuple[Any, ...]:
-        from jobfleet.store.base import REF_COLUMNS
-
-        return REF_COLUMNS

@@ -31,6 +31,7 @@ jobs = sa.Table(
     sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
     sa.Column("counted_retries", sa.Integer, nullable=False, server_default="0"),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("preempt_requested", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("shard", sa.String(64)),
     sa.Column("worker", sa.String(128)),
     sa.Column("run_id", sa.String(48)),

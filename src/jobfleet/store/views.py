@@ -47,8 +47,16 @@ def job_view(m: Mapping[Any, Any], runs: Iterable[Mapping[Any, Any]] = ()) -> di
         "labels": m["labels"],
         "runs": [run_view(r) for r in runs],
         "failure": m["failure"],
-        "actions": [a.as_dict() for a in allowed_actions(state, cancel_requested=flag)],
+        "actions": [
+            a.as_dict()
+            for a in allowed_actions(
+                state,
+                cancel_requested=flag,
+                preempt_requested=bool(m.get("preempt_requested", False)),
+            )
+        ],
         "cancel_requested": flag,
+        "preempt_requested": bool(m.get("preempt_requested", False)),
         "scheduling_reason": m["scheduling_reason"],
         "shard": m["shard"],
         "worker": m["worker"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -109,40 +109,126 @@ class WorkerOps(StoreBase):
             if r.id not in skip
         ]
 
-    def cancel_orders(self, worker: str) -> list[str]:
-        """Runs on this worker whose job has a cancel in progress."""
-        stmt = sa.select(jobs.c.run_id).where(
+    def orders(self, worker: str) -> dict[str, Literal["cancel", "preempt"]]:
+        """Runs on this worker to stop: their job has a cancel or a preemption in progress."""
+        stmt = sa.select(jobs.c.run_id, jobs.c.cancel_requested).where(
             jobs.c.worker == worker,
             jobs.c.state.in_(ACTIVE),
-            jobs.c.cancel_requested == sa.true(),
+            sa.or_(jobs.c.cancel_requested == sa.true(), jobs.c.preempt_requested == sa.true()),
         )
         with self.read() as conn:
-            return [r for r in conn.execute(stmt).scalars() if r]
+            return {
+                r.run_id: "cancel" if r.cancel_requested else "preempt"
+                for r in conn.execute(stmt)
+                if r.run_id
+            }
+
+    def cancel_orders(self, worker: str) -> list[str]:
+        """Runs on this worker whose job has a cancel in progress."""
+        return [r for r, kind in self.orders(worker).items() if kind == "cancel"]
 
     # -- reports ------------------------------------------------------------------------
 
     def report(self, worker: str, started: list[Started], finished: list[Finished]) -> ReportResult:
-        """Apply a worker's reports in one transaction. Stale or foreign leases are refused."""
+        """Apply a worker's reports in one transaction. Stale or foreign leases are refused.
+
+        Starts and plain endings (success, confirmed cancel) are applied in batches: a few
+        statements per report, not per run. Failures go one by one through the retry policy.
+        """
         result = ReportResult()
         with self.tx() as conn:
             ids = [s.run_id for s in started] + [f.run_id for f in finished]
             current = self._leases(conn, worker, ids)
             ok_started = [s for s in started if self._check(current, s.run_id, s.fencing, result)]
-            self._mark_started(conn, ok_started)
             for s in ok_started:
                 current[s.run_id]["state"] = RunState.RUNNING.value
+            ok: list[Finished] = []
             for f in finished:
-                if not self._check(current, f.run_id, f.fencing, result):
-                    continue
-                try:
-                    with conn.begin_nested():
-                        self._finish(conn, current[f.run_id], f)
-                except IllegalTransition as exc:
-                    result.accepted.remove(f.run_id)
-                    result.refused[f.run_id] = f"refused: {exc.detail}"
-                    continue
-                current[f.run_id]["state"] = "ENDED"
+                if self._check(current, f.run_id, f.fencing, result):
+                    if current[f.run_id]["state"] == RunState.LEASED.value:
+                        # It ran and ended between two reports: record the start it implies.
+                        ok_started.append(Started(f.run_id, f.fencing, f.time))
+                    current[f.run_id]["state"] = "ENDED"
+                    ok.append(f)
+            self._mark_started(conn, ok_started)
+            self._finish_all(conn, worker, ok, result)
         return result
+
+    def _finish_all(
+        self, conn: sa.Connection, worker: str, finished: list[Finished], result: ReportResult
+    ) -> None:
+        if not finished:
+            return
+        refs = {
+            r.run_id: r
+            for r in self._refs(
+                conn,
+                sa.and_(
+                    jobs.c.run_id.in_([f.run_id for f in finished]),
+                    jobs.c.state.in_(ACTIVE),
+                ),
+                jobs.c.spec,
+                jobs.c.counted_retries,
+            )
+        }
+        live = [f for f in finished if f.run_id in refs]
+        succeeded = [f for f in live if f.outcome == "succeeded"]
+        cancelled = [
+            f for f in live if f.outcome != "succeeded" and refs[f.run_id].cancel_requested
+        ]
+        done = {f.run_id for f in succeeded + cancelled}
+        self._end_runs(conn, succeeded, RunState.SUCCEEDED)
+        self._move(conn, [refs[f.run_id] for f in succeeded], Op.SUCCEED, payload={"exit_code": 0})
+        self._end_runs(conn, cancelled, RunState.CANCELLED)
+        self._move(
+            conn,
+            [refs[f.run_id] for f in cancelled],
+            Op.CONFIRM_CANCEL,
+            payload={"worker": worker, "reason": "the worker stopped the process"},
+        )
+        for f in live:
+            if f.run_id in done:
+                continue
+            try:
+                with conn.begin_nested():
+                    self._fail_run(conn, refs[f.run_id], f)
+            except IllegalTransition as exc:
+                result.accepted.remove(f.run_id)
+                result.refused[f.run_id] = f"refused: {exc.detail}"
+
+    def _fail_run(self, conn: sa.Connection, ref: JobRef, f: Finished) -> None:
+        failure = f.failure or FailureInfo(condition=Condition.EXIT_NONZERO, exit_code=f.exit_code)
+        state = _RUN_STATE_BY_CONDITION.get(failure.condition, RunState.FAILED)
+        self._end_runs(conn, [f], state, failure)
+        self._fail_or_requeue(conn, ref, failure, time.time())
+
+    @staticmethod
+    def _end_runs(
+        conn: sa.Connection,
+        finished: list[Finished],
+        state: RunState,
+        failure: FailureInfo | None = None,
+    ) -> None:
+        if not finished:
+            return
+        conn.execute(
+            runs.update()
+            .where(
+                runs.c.id == sa.bindparam("b_id"),
+                sa.or_(*(runs.c.state == st for st in ACTIVE)),  # no IN: executemany
+            )
+            .values(
+                state=state.value,
+                exit_code=sa.bindparam("b_code"),
+                signal=sa.bindparam("b_signal"),
+                failure=failure.as_dict() if failure else None,
+                finished_at=sa.bindparam("b_time"),
+            ),
+            [
+                {"b_id": f.run_id, "b_code": f.exit_code, "b_signal": f.signal, "b_time": f.time}
+                for f in finished
+            ],
+        )
 
     @staticmethod
     def _leases(conn: sa.Connection, worker: str, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -181,55 +267,20 @@ class WorkerOps(StoreBase):
     def _mark_started(self, conn: sa.Connection, started: list[Started]) -> None:
         if not started:
             return
-        by_run = {s.run_id: s for s in started}
-        for s in started:
-            conn.execute(
-                runs.update()
-                .where(runs.c.id == s.run_id, runs.c.state == RunState.LEASED.value)
-                .values(state=RunState.RUNNING.value, started_at=s.time)
-            )
-        refs = self._refs(
-            conn, sa.and_(jobs.c.run_id.in_(list(by_run)), jobs.c.state == JobState.LEASED.value)
-        )
-        self._move(conn, refs, Op.START, payload=lambda r: {"worker": r.worker})
-
-    def _finish(self, conn: sa.Connection, lease: dict[str, Any], f: Finished) -> None:
-        refs = self._refs(conn, jobs.c.run_id == f.run_id, jobs.c.spec, jobs.c.counted_retries)
-        if not refs or not refs[0].state.active:
-            return
-        ref = refs[0]
-        if ref.state is JobState.LEASED and f.outcome == "succeeded":
-            # It ran and finished between two reports: record the start it implies.
-            self._mark_started(conn, [Started(f.run_id, f.fencing, f.time)])
-            ref.state = JobState.RUNNING
-        if f.outcome == "succeeded":
-            self._end_run(conn, f, RunState.SUCCEEDED)
-            self._move_one(conn, ref, Op.SUCCEED, payload={"exit_code": f.exit_code})
-        elif ref.cancel_requested:
-            self._end_run(conn, f, RunState.CANCELLED)
-            payload = {"exit_code": f.exit_code, "worker": lease["worker"]}
-            self._move_one(conn, ref, Op.CONFIRM_CANCEL, payload=payload)
-        else:
-            failure = f.failure or FailureInfo(condition=Condition.EXIT_NONZERO)
-            state = _RUN_STATE_BY_CONDITION.get(failure.condition, RunState.FAILED)
-            self._end_run(conn, f, state, failure)
-            self._fail_or_requeue(conn, ref, failure, time.time())
-
-    @staticmethod
-    def _end_run(
-        conn: sa.Connection, f: Finished, state: RunState, failure: FailureInfo | None = None
-    ) -> None:
         conn.execute(
             runs.update()
-            .where(runs.c.id == f.run_id, runs.c.state.in_(ACTIVE))
-            .values(
-                state=state.value,
-                exit_code=f.exit_code,
-                signal=f.signal,
-                failure=failure.as_dict() if failure else None,
-                finished_at=f.time,
-            )
+            .where(runs.c.id == sa.bindparam("b_id"), runs.c.state == RunState.LEASED.value)
+            .values(state=RunState.RUNNING.value, started_at=sa.bindparam("b_time")),
+            [{"b_id": s.run_id, "b_time": s.time} for s in started],
         )
+        refs = self._refs(
+            conn,
+            sa.and_(
+                jobs.c.run_id.in_([s.run_id for s in started]),
+                jobs.c.state == JobState.LEASED.value,
+            ),
+        )
+        self._move(conn, refs, Op.START, payload=lambda r: {"worker": r.worker})
 
     def _policy(self, conn: sa.Connection, ref: JobRef) -> RetryPolicy:
         own = ref.extra.get("spec", {}).get("retry")
@@ -264,14 +315,15 @@ class WorkerOps(StoreBase):
                     "worker": None,
                     "run_id": None,
                     "not_before": now + decision.delay if decision.delay else None,
+                    "preempt_requested": False,
                     "counted_retries": jobs.c.counted_retries + int(decision.counts),
                 },
                 payload={"cause": cause.value, "failure": body, "delay": decision.delay},
             )
         else:
-            self._move_one(
-                conn, ref, Op.FAIL, now=now, values={"failure": body}, payload={"failure": body}
-            )
+            op = Op.PREEMPT if failure.condition is Condition.PREEMPTED else Op.FAIL
+            values = {"failure": body, "preempt_requested": False}
+            self._move_one(conn, ref, op, now=now, values=values, payload={"failure": body})
 
     # -- lost workers -------------------------------------------------------------------
 

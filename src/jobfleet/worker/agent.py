@@ -10,13 +10,17 @@ import logging
 import queue
 import threading
 import time
-from typing import Protocol
+from typing import Literal, Protocol
 
 from jobfleet.protocol import Assignment, Capacity, Finished, ReportResult, Started
 from jobfleet.runfiles import RunFiles
 from jobfleet.worker.executor import Executor
 
 log = logging.getLogger("jobfleet.worker")
+FLUSH_EVERY = 128  # report after this many starts ...
+FLUSH_SECONDS = 0.05  # ... or this long, whichever comes first
+BUSY_WINDOW = 0.2  # seconds since the last report during which the worker counts as busy
+COALESCE = 0.01  # how long a busy worker gathers exits before it reports
 
 
 class Link(Protocol):
@@ -28,7 +32,7 @@ class Link(Protocol):
 
     def assignments(self, worker: str, *, exclude: set[str] | None = ...) -> list[Assignment]: ...
 
-    def cancel_orders(self, worker: str) -> list[str]: ...
+    def orders(self, worker: str) -> dict[str, Literal["cancel", "preempt"]]: ...
 
     def report(
         self, worker: str, started: list[Started], finished: list[Finished]
@@ -57,6 +61,7 @@ class Worker:
         self.executor = Executor(files, self._on_exit, grace=grace)
         self._done: queue.SimpleQueue[Finished] = queue.SimpleQueue()
         self._known: set[str] = set()
+        self._last_report = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="jobfleet-worker", daemon=True)
@@ -84,6 +89,8 @@ class Worker:
         next_beat = time.monotonic() + interval
         while not self._stop.is_set():
             self._wake.wait(timeout=max(0.0, next_beat - time.monotonic()))
+            if time.monotonic() - self._last_report < BUSY_WINDOW:
+                self._stop.wait(COALESCE)  # busy: batch the next report (see scheduler)
             self._wake.clear()
             if self._stop.is_set():
                 return
@@ -100,6 +107,7 @@ class Worker:
     def _cycle(self) -> None:
         started: list[Started] = []
         finished: list[Finished] = []
+        flushed = time.monotonic()
         for a in self.link.assignments(self.name, exclude=self._known):
             self._known.add(a.run_id)
             failed = self.executor.start(a)
@@ -107,10 +115,17 @@ class Worker:
                 started.append(Started(a.run_id, a.fencing, time.time()))
             else:
                 finished.append(failed)
+            if len(started) >= FLUSH_EVERY or time.monotonic() - flushed > FLUSH_SECONDS:
+                # Report as we go: the scheduler sees runs (and freed room) sooner.
+                self._flush(started, finished)
+                started, finished, flushed = [], [], time.monotonic()
         running = self.executor.running()
-        for run_id in self.link.cancel_orders(self.name):
+        for run_id, kind in self.link.orders(self.name).items():
             if run_id in running:
-                self.executor.kill(run_id, "cancel")
+                self.executor.kill(run_id, kind)
+        self._flush(started, finished)
+
+    def _flush(self, started: list[Started], finished: list[Finished]) -> None:
         while not self._done.empty():
             finished.append(self._done.get())
         if started or finished:
@@ -118,6 +133,7 @@ class Worker:
 
     def _report(self, started: list[Started], finished: list[Finished]) -> None:
         result = self.link.report(self.name, started, finished)
+        self._last_report = time.monotonic()
         for f in finished:
             self._known.discard(f.run_id)
         for run_id, why in result.refused.items():

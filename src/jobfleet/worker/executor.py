@@ -24,7 +24,7 @@ from jobfleet.failures import Condition, FailureInfo, bounded_message
 from jobfleet.protocol import Assignment, Finished
 from jobfleet.runfiles import RunFiles
 
-KillReason = Literal["cancel", "deadline", "shutdown"]
+KillReason = Literal["cancel", "preempt", "deadline", "shutdown"]
 
 
 @dataclass
@@ -56,7 +56,9 @@ class Executor:
         self.files = files
         self.on_exit = on_exit
         self.grace = grace
-        self.base_env = dict(os.environ if base_env is None else base_env)
+        env = dict(os.environ if base_env is None else base_env)
+        # A job must not inherit jobfleet's own credentials or settings.
+        self.base_env = {k: v for k, v in env.items() if not k.startswith("JOBFLEET_")}
         self._procs: dict[str, _Proc] = {}
         self._timers: list[_Timer] = []
         self._lock = threading.Lock()
@@ -73,16 +75,10 @@ class Executor:
     def start(self, a: Assignment) -> Finished | None:
         """Start the run's process. Returns a START_ERROR result if it could not start."""
         spec = a.spec
-        run_dir = self.files.run_dir(a.run_id)
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            cwd = (
-                Path(spec["working_dir"])
-                if spec.get("working_dir")
-                else self.files.work_dir(a.run_id)
-            )
-            if not spec.get("working_dir"):
-                cwd.mkdir(exist_ok=True)
+            own = spec.get("working_dir")
+            self.files.prepare(a.run_id, work_dir=not own)
+            cwd = Path(own) if own else self.files.work_dir(a.run_id)
             env = self._env(a)
             with (
                 open(self.files.log(a.run_id, "stdout"), "ab") as out,
@@ -215,6 +211,8 @@ class Executor:
             return Finished(proc.run_id, proc.fencing, "succeeded", now, 0)
         if proc.killed == "deadline":
             condition = Condition.DEADLINE_EXCEEDED
+        elif proc.killed == "preempt":
+            condition = Condition.PREEMPTED
         else:
             condition = Condition.EXIT_NONZERO if sig is None else Condition.SIGNALED
         failure = self._failure(proc, condition, exit_code, sig)
@@ -225,6 +223,7 @@ class Executor:
     ) -> FailureInfo:
         message = {
             Condition.DEADLINE_EXCEEDED: "the run passed its timeout and was killed",
+            Condition.PREEMPTED: "the run was preempted (SIGTERM, then SIGKILL after the grace)",
             Condition.SIGNALED: f"the process was killed by signal {sig}",
             Condition.EXIT_NONZERO: f"the process exited with code {exit_code}",
         }[condition]

@@ -168,6 +168,20 @@ async def reprioritize(job_id: str, body: ReprioritizeBody, svc: Svc, caller: Ca
     return json_response(await run_in_threadpool(svc.store.get_job, job_id))
 
 
+@router.post("/jobs/{job_id}/preempt", summary="Preempt a running job")
+async def preempt(job_id: str, svc: Svc, _: Caller) -> Response:
+    """Stop the job's run (SIGTERM, grace, SIGKILL); by default it is requeued, not counted."""
+    await run_in_threadpool(svc.store.preempt, job_id)
+    return json_response(await run_in_threadpool(svc.store.get_job, job_id), 202)
+
+
+@router.post("/jobs/{job_id}/retry", status_code=201, summary="Submit a finished job again")
+async def retry(job_id: str, svc: Svc, caller: Caller) -> Response:
+    """A terminal job's spec submitted again as a new job, with `retry_of` set."""
+    job = await run_in_threadpool(lambda: svc.store.retry_as_new(job_id, actor=caller.name))
+    return json_response(job, 201)
+
+
 @router.post("/job-sets/{queue}/{job_set}/cancel", summary="Cancel a job set")
 async def cancel_job_set(
     queue: str, job_set: str, svc: Svc, caller: Caller, body: JobSetCancelBody | None = None

@@ -1,0 +1,124 @@
+"""The local worker of `jobfleet up`, in a child process of its own.
+
+Why a process: spawning and reaping jobs and reporting on them is CPU work that would share one
+GIL with the scheduler and the API. In a child it runs on the other core. It opens the same
+database (SQLite in WAL mode or PostgreSQL) and talks to it through the store, like the
+in-process worker; the two processes wake each other with shared events instead of polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.synchronize
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from jobfleet.config import Settings
+from jobfleet.protocol import Capacity
+from jobfleet.runfiles import RunFiles
+from jobfleet.store import Store
+from jobfleet.worker.agent import Worker
+
+Event = multiprocessing.synchronize.Event
+
+
+def relay(event: Event, action: Callable[[], None], stop: threading.Event | Event) -> None:
+    """Call `action` each time another process sets `event`, until `stop` is set."""
+    while not stop.is_set():
+        if event.wait(timeout=1.0):
+            event.clear()
+            action()
+
+
+def build_worker(settings: Settings, store: Store, files: RunFiles, capacity: Capacity) -> Worker:
+    return Worker(
+        store,
+        files,
+        name=settings.worker.name or f"local-{os.uname().nodename}",
+        shard=settings.worker.shard,
+        capacity=capacity,
+        lease_timeout=settings.lease_timeout,
+        labels=settings.worker.labels,
+        grace=settings.worker.grace,
+    )
+
+
+def child_main(
+    settings_json: str,
+    database_url: str,
+    data_dir: str,
+    capacity: tuple[int, int, int],
+    wake_me: Event,
+    wake_parent: Event,
+    stop: Event,
+) -> None:
+    """Entry point of the child: run the worker until `stop` is set or the parent is gone."""
+    signalled: list[int] = []  # a handler may not touch `stop`: it could hold its lock
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: signalled.append(signum))
+    parent = os.getppid()
+    settings = Settings.model_validate_json(settings_json)
+    store = Store(database_url, retry_default=settings.retry)
+    store.subscribe(wake_parent.set)
+    worker = build_worker(settings, store, RunFiles(Path(data_dir)), Capacity(*capacity))
+    worker.start()
+    threading.Thread(target=relay, args=(wake_me, worker.wake, stop), daemon=True).start()
+    while not stop.wait(timeout=0.2):
+        if signalled or os.getppid() != parent:  # told to stop, or the parent died
+            break
+    worker.stop()
+    store.close()
+
+
+class WorkerProcess:
+    """The parent's handle on the child: start, wake, stop."""
+
+    def __init__(
+        self, settings: Settings, database_url: str, data_dir: Path, capacity: Capacity
+    ) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.wake_child = ctx.Event()
+        self.wake_parent = ctx.Event()
+        self.stop_event = ctx.Event()
+        self._relay_stop = threading.Event()
+        self.process = ctx.Process(
+            target=child_main,
+            name="jobfleet-worker",
+            args=(
+                settings.model_dump_json(),
+                database_url,
+                str(data_dir),
+                (capacity.cpu_milli, capacity.memory, capacity.gpu),
+                self.wake_child,
+                self.wake_parent,
+                self.stop_event,
+            ),
+            daemon=False,
+        )
+
+    def start(self, on_child_commit: Callable[[], None]) -> None:
+        self.process.start()
+        threading.Thread(
+            target=relay,
+            args=(self.wake_parent, on_child_commit, self._relay_stop),
+            name="jobfleet-worker-relay",
+            daemon=True,
+        ).start()
+
+    def wake(self) -> None:
+        self.wake_child.set()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Ask the child to stop (it kills its runs), wait, and make sure it is gone."""
+        self.stop_event.set()
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+        self._relay_stop.set()
+        with contextlib.suppress(ValueError):
+            self.process.close()
