@@ -7,7 +7,6 @@ line, `error: <message>`, on stderr and exit status 2 (1 for a job that did not 
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -476,15 +475,11 @@ def main() -> None:
     cli.main(prog_name="jobfleet")
 
 
-def _register_server_commands() -> None:
-    """`up`, `db upgrade` and friends live in jobfleet.cli.serve, when it is installed."""
-    try:
-        serve = importlib.import_module("jobfleet.cli.serve")
-    except ImportError as exc:
-        if exc.name != "jobfleet.cli.serve":
-            sys.stderr.write(f"warning: server commands unavailable: {exc}\n")
-        return
+def _register_commands() -> None:
+    from jobfleet.cli import actions, serve
+
     serve.register(cli)
+    actions.register(cli, OUTPUT)
 
 
-_register_server_commands()
+_register_commands()
