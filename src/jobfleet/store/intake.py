@@ -12,7 +12,7 @@ from jobfleet.ids import new_id
 from jobfleet.lifecycle import EventType, JobState, Op, allowed_actions, transition
 from jobfleet.models import JobSpec
 from jobfleet.scheduling.dependencies import dependency_status
-from jobfleet.store.base import CHUNK, StoreBase
+from jobfleet.store.base import CHUNK, StoreBase, insert_many
 from jobfleet.store.schema import jobs, queues
 from jobfleet.store.views import job_view
 
@@ -100,8 +100,7 @@ class IntakeOps(StoreBase):
                 submitted = {"requested_by": actor, "retry_of": retry_of} if retry_of else None
                 evs.append({**base, "type": EventType.SUBMITTED.value, "payload": submitted})
                 evs.append({**base, "type": step.event.value, "payload": None})
-            for i in range(0, len(rows), CHUNK):
-                conn.execute(jobs.insert(), rows[i : i + CHUNK])
+            insert_many(conn, jobs, rows)
             self._append(conn, evs)
         return ids, rows
 

@@ -12,7 +12,7 @@ from jobfleet.lifecycle import JobState, Op
 from jobfleet.protocol import Capacity
 from jobfleet.scheduling.dependencies import combine, dependency_status
 from jobfleet.scheduling.placement import Demand, Room
-from jobfleet.store.base import REF_COLUMNS, JobRef, StoreBase
+from jobfleet.store.base import REF_COLUMNS, JobRef, StoreBase, insert_many
 from jobfleet.store.schema import counters, jobs, runs, workers
 from jobfleet.units import format_memory
 
@@ -172,8 +172,9 @@ class SchedulingOps(StoreBase):
                     payload={"shard": shard, "worker": worker},
                 )
                 fence = self._fencing(conn, len(moved))
-                conn.execute(
-                    runs.insert(),
+                insert_many(
+                    conn,
+                    runs,
                     [
                         {
                             "id": r.run_id,
@@ -191,7 +192,7 @@ class SchedulingOps(StoreBase):
                         }
                         for i, r in enumerate(moved)
                     ],
-                ) if moved else None
+                )
                 count += len(moved)
         return count
 
