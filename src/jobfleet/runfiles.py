@@ -21,6 +21,7 @@ BUCKET = 6
 
 class RunFiles:
     def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
         self.logs = data_dir / "logs"
         self.work = data_dir / "work"
         self._made: set[Path] = set()
@@ -40,6 +41,11 @@ class RunFiles:
 
     def work_dir(self, run_id: str) -> Path:
         return self._bucket(self.work, run_id) / run_id
+
+    def ledger(self, worker: str) -> Path:
+        """The worker's ledger of process groups (see worker/ledger.py)."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in worker)
+        return self.data_dir / "workers" / f"{safe}.ledger"
 
     def prepare(self, run_id: str, *, work_dir: bool) -> None:
         """Create the folders a run needs (the buckets once, the working dir each time)."""

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -112,12 +113,30 @@ class LocalStack:
         capacity = detect_capacity(settings)
         self.worker: Worker | None = None
         self.child: WorkerProcess | None = None
+        self._stopping = threading.Event()
+        self._child_args = (settings, store.url, data_dir, capacity)
         if worker_process:
-            self.child = WorkerProcess(settings, store.url, data_dir, capacity)
-            store.subscribe(self.child.wake)
+            self.child = WorkerProcess(*self._child_args)
+            store.subscribe(self._wake_child)
         else:
             self.worker = build_worker(settings, store, self.files, capacity)
             store.subscribe(self.worker.wake)
+
+    def _wake_child(self) -> None:
+        if self.child is not None:
+            self.child.wake()
+
+    def _watch_child(self) -> None:
+        """If the worker process dies, say so and start a new one (its runs are requeued)."""
+        while not self._stopping.wait(1.0):
+            child = self.child
+            if child is None or child.process.is_alive():
+                continue
+            log.error(
+                "the worker process exited (code %s); starting a new one", child.process.exitcode
+            )
+            self.child = WorkerProcess(*self._child_args)
+            self.child.start(self._on_child_commit)
 
     def _on_child_commit(self) -> None:
         self.scheduler.wake()
@@ -126,11 +145,13 @@ class LocalStack:
     def start(self) -> None:
         if self.child is not None:
             self.child.start(self._on_child_commit)
+            threading.Thread(target=self._watch_child, name="jobfleet-watch", daemon=True).start()
         if self.worker is not None:
             self.worker.start()
         self.scheduler.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self.scheduler.stop()
         if self.worker is not None:
             self.worker.stop()

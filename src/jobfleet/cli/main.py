@@ -125,7 +125,11 @@ def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
 @click.option("--memory", metavar="M", help="bytes or a quantity like 512Mi, 2G")
 @click.option("--gpu", type=click.IntRange(min=0), metavar="G", help="number of GPUs")
 @click.option("--priority", type=int, metavar="N", help="higher runs first (default 0)")
-@click.option("--priority-class", metavar="C", help="named class; decides preemption")
+@click.option(
+    "--priority-class",
+    metavar="C",
+    help="named priority class (stored; preemption by class is not built yet)",
+)
 @click.option("--timeout", metavar="D", help="deadline of one run, e.g. 30m, 1h30m")
 @click.option("--retries", type=click.IntRange(min=0), metavar="N", help="max retries")
 @click.option("--after", multiple=True, metavar="JOB_ID", help="run after JOB_ID succeeds")

@@ -30,7 +30,7 @@ def allowed_actions(
     busy = cancel_requested or preempt_requested
     return [
         Action("cancel", enabled=live and not cancel_requested, in_progress=cancel_requested),
-        Action("reprioritize", enabled=live and not busy),
+        Action("reprioritize", enabled=live and not cancel_requested),
         Action("preempt", enabled=state.active and not busy, in_progress=preempt_requested),
         Action("retry", enabled=state.terminal),
     ]

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobfleet.scheduler")
 PLACE_BATCH = 500  # jobs considered per placement pass; passes repeat while they make progress
-BUSY_WINDOW = 0.2  # seconds since the last productive cycle during which we count as busy
+BUSY_WINDOW = 0.2  # seconds since the last big cycle during which we count as busy
+BUSY_BATCH = 32  # a cycle moving this many jobs is "big": a lone job never waits to coalesce
 COALESCE = 0.02  # how long a busy scheduler waits to gather changes before the next cycle
 
 
@@ -54,8 +55,9 @@ class Scheduler:
         last_busy = 0.0
         while not self._stop.is_set():
             try:
-                while self.cycle() and not self._stop.is_set():
-                    last_busy = time.monotonic()
+                while (moved := self.cycle()) and not self._stop.is_set():
+                    if moved >= BUSY_BATCH:
+                        last_busy = time.monotonic()
             except Exception:
                 log.exception("scheduler cycle failed; retrying")
                 self._stop.wait(0.5)

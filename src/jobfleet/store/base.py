@@ -25,6 +25,7 @@ from jobfleet.store.schema import events, jobs
 
 WRITE_LOCK = 728132002
 CHUNK = 4000
+COPY_FROM = 64  # rows: below this a plain executemany costs less than a COPY
 
 
 @dataclass(slots=True)
@@ -76,7 +77,7 @@ def insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
     """
     if not rows:
         return
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql" or len(rows) < COPY_FROM:
         conn.execute(table.insert(), rows)
         return
     cols = list(rows[0])
@@ -132,9 +133,10 @@ class StoreBase:
             if self.backend == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
             conn.info["events"] = 0
+            conn.info["wake"] = False
             yield conn
-            appended = conn.info.pop("events", 0)
-        if appended:
+            wake = conn.info.pop("events", 0) or conn.info.pop("wake", False)
+        if wake:
             self._notify()
 
     @contextmanager
@@ -180,6 +182,8 @@ class StoreBase:
                 sets["attempt"] = jobs.c.attempt + 1
             if step.target.terminal:
                 sets["finished_at"] = now
+            if step.target.terminal or step.event is EventType.REQUEUED:
+                sets["preempt_requested"] = False
             for i in range(0, len(group), CHUNK):
                 chunk = group[i : i + CHUNK]
                 stmt = (

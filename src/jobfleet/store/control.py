@@ -6,7 +6,7 @@ import time
 
 import sqlalchemy as sa
 
-from jobfleet.errors import NotFound
+from jobfleet.errors import IllegalTransition, NotFound
 from jobfleet.lifecycle import JobState, Op, transition
 from jobfleet.store.base import JobRef, StoreBase
 from jobfleet.store.schema import jobs
@@ -81,6 +81,11 @@ class ControlOps(StoreBase):
         with self.tx() as conn:
             ref = self._one(conn, job_id)
             transition(ref.state, Op.PREEMPT, cancel_requested=ref.cancel_requested)  # legal?
+            if ref.extra["preempt_requested"]:
+                raise IllegalTransition(
+                    f"job {job_id} is already being preempted", state=ref.state.value, actions=[]
+                )
+            conn.info["wake"] = True  # no event yet, but the worker must hear of it
             conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.state.in_(_ACTIVE))
@@ -88,7 +93,7 @@ class ControlOps(StoreBase):
             )
 
     def _one(self, conn: sa.Connection, job_id: str) -> JobRef:
-        found = self._refs(conn, jobs.c.id == job_id, jobs.c.priority)
+        found = self._refs(conn, jobs.c.id == job_id, jobs.c.priority, jobs.c.preempt_requested)
         if not found:
             raise NotFound(f"no job {job_id!r}")
         return found[0]

@@ -145,7 +145,8 @@ class WorkerOps(StoreBase):
             ok: list[Finished] = []
             for f in finished:
                 if self._check(current, f.run_id, f.fencing, result):
-                    if current[f.run_id]["state"] == RunState.LEASED.value:
+                    leased = current[f.run_id]["state"] == RunState.LEASED.value
+                    if leased and f.outcome == "succeeded":
                         # It ran and ended between two reports: record the start it implies.
                         ok_started.append(Started(f.run_id, f.fencing, f.time))
                     current[f.run_id]["state"] = "ENDED"

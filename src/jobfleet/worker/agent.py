@@ -15,11 +15,13 @@ from typing import Literal, Protocol
 from jobfleet.protocol import Assignment, Capacity, Finished, ReportResult, Started
 from jobfleet.runfiles import RunFiles
 from jobfleet.worker.executor import Executor
+from jobfleet.worker.ledger import Ledger
 
 log = logging.getLogger("jobfleet.worker")
 FLUSH_EVERY = 128  # report after this many starts ...
 FLUSH_SECONDS = 0.05  # ... or this long, whichever comes first
-BUSY_WINDOW = 0.2  # seconds since the last report during which the worker counts as busy
+BUSY_WINDOW = 0.2  # seconds since the last big report during which the worker counts as busy
+BUSY_BATCH = 32  # a report of this many runs is "big"; a lone job never waits to coalesce
 COALESCE = 0.01  # how long a busy worker gathers exits before it reports
 
 
@@ -58,7 +60,8 @@ class Worker:
         self.capacity = capacity
         self.labels = labels or {}
         self.lease_timeout = lease_timeout
-        self.executor = Executor(files, self._on_exit, grace=grace)
+        self.ledger = Ledger(files.ledger(name))
+        self.executor = Executor(files, self._on_exit, grace=grace, ledger=self.ledger)
         self._done: queue.SimpleQueue[Finished] = queue.SimpleQueue()
         self._known: set[str] = set()
         self._last_report = 0.0
@@ -67,6 +70,11 @@ class Worker:
         self._thread = threading.Thread(target=self._loop, name="jobfleet-worker", daemon=True)
 
     def start(self) -> None:
+        killed = self.ledger.reap_leftovers()
+        if killed:
+            log.warning(
+                "killed %d process groups left by an earlier run of this worker", len(killed)
+            )
         self.link.register_worker(self.name, self.shard, self.capacity, labels=self.labels)
         self._thread.start()
 
@@ -79,6 +87,7 @@ class Worker:
         self._wake.set()
         self._thread.join(timeout=30)
         self.executor.shutdown()
+        self.ledger.close()
 
     def _on_exit(self, result: Finished) -> None:
         self._done.put(result)
@@ -133,7 +142,8 @@ class Worker:
 
     def _report(self, started: list[Started], finished: list[Finished]) -> None:
         result = self.link.report(self.name, started, finished)
-        self._last_report = time.monotonic()
+        if len(started) + len(finished) >= BUSY_BATCH:
+            self._last_report = time.monotonic()
         for f in finished:
             self._known.discard(f.run_id)
         for run_id, why in result.refused.items():

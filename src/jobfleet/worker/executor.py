@@ -23,6 +23,7 @@ from typing import Any, Literal
 from jobfleet.failures import Condition, FailureInfo, bounded_message
 from jobfleet.protocol import Assignment, Finished
 from jobfleet.runfiles import RunFiles
+from jobfleet.worker.ledger import Ledger
 
 KillReason = Literal["cancel", "preempt", "deadline", "shutdown"]
 
@@ -52,8 +53,10 @@ class Executor:
         *,
         grace: float = 10.0,
         base_env: dict[str, str] | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.files = files
+        self.ledger = ledger
         self.on_exit = on_exit
         self.grace = grace
         env = dict(os.environ if base_env is None else base_env)
@@ -97,6 +100,8 @@ class Executor:
         except OSError as exc:
             return _start_error(a, exc)
         pidfd = os.pidfd_open(popen.pid)
+        if self.ledger is not None:
+            self.ledger.started(popen.pid)
         proc = _Proc(a.run_id, a.fencing, popen, pidfd)
         with self._lock:
             self._procs[a.run_id] = proc
@@ -199,6 +204,8 @@ class Executor:
         code = proc.popen.wait()
         os.close(proc.pidfd)
         self._signal(proc, signal.SIGKILL)  # whatever the job left behind in its group
+        if self.ledger is not None:
+            self.ledger.ended(proc.popen.pid)
         if proc.killed != "shutdown":
             self.on_exit(self._result(proc, code))
 
