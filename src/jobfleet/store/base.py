@@ -127,11 +127,17 @@ class StoreBase:
             listener()
 
     @contextmanager
-    def tx(self) -> Iterator[sa.Connection]:
-        """A write transaction; listeners are told once it has committed, if it made events."""
+    def tx(self, *, late_lock: bool = False) -> Iterator[sa.Connection]:
+        """A write transaction; listeners are told once it has committed, if it made events.
+
+        On PostgreSQL it takes the write lock first, so writers that update the same rows can
+        never deadlock on it. `late_lock=True` (only for transactions that touch no existing
+        row, like a submission) defers the lock to the first event: less time holding it.
+        """
         with self.writer.begin() as conn:
-            if self.backend == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
+            conn.info["locked"] = False
+            if not late_lock:
+                self._lock(conn)
             conn.info["events"] = 0
             conn.info["wake"] = False
             yield conn
@@ -233,7 +239,17 @@ class StoreBase:
         }
 
     @staticmethod
-    def _append(conn: sa.Connection, evs: list[dict[str, Any]]) -> None:
+    def _lock(conn: sa.Connection) -> None:
+        """Take the write lock (PostgreSQL; once per transaction): event ids in commit order."""
+        if conn.dialect.name == "postgresql" and not conn.info.get("locked"):
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
+            conn.info["locked"] = True
+
+    @classmethod
+    def _append(cls, conn: sa.Connection, evs: list[dict[str, Any]]) -> None:
+        if not evs:
+            return
+        cls._lock(conn)  # before any event id is drawn
         conn.info["events"] = conn.info.get("events", 0) + len(evs)
         insert_many(conn, events, evs)
 

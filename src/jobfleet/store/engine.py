@@ -25,7 +25,9 @@ def make_engines(url: str) -> tuple[sa.Engine, sa.Engine]:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False)
-    engine = sa.create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+    # No pre-ping (it costs a round trip per checkout); connections are recycled hourly and a
+    # dropped one is invalidated by SQLAlchemy on its first error.
+    engine = sa.create_engine(url, pool_size=8, max_overflow=16, pool_recycle=3600)
     return engine, engine
 
 

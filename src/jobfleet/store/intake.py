@@ -66,8 +66,18 @@ class IntakeOps(StoreBase):
     def _submit(
         self, specs: list[JobSpec], *, retry_of: str | None, actor: str
     ) -> tuple[list[str], list[dict[str, Any]]]:
+        try:
+            return self._submit_once(specs, retry_of=retry_of, actor=actor, late_lock=True)
+        except sa.exc.IntegrityError:
+            # Another submission stored the same queue + client_id meanwhile: with the lock
+            # taken first, the second try sees it and returns that job instead.
+            return self._submit_once(specs, retry_of=retry_of, actor=actor, late_lock=False)
+
+    def _submit_once(
+        self, specs: list[JobSpec], *, retry_of: str | None, actor: str, late_lock: bool
+    ) -> tuple[list[str], list[dict[str, Any]]]:
         now = time.time()
-        with self.tx() as conn:
+        with self.tx(late_lock=late_lock) as conn:  # new rows only: the lock is for the events
             self._check_queues(conn, specs)
             known = self._existing_client_ids(conn, specs)
             deps = self._dependency_states(conn, specs)
@@ -132,10 +142,17 @@ class IntakeOps(StoreBase):
             "updated_at": now,
         }
 
-    @staticmethod
-    def _check_queues(conn: sa.Connection, specs: list[JobSpec]) -> None:
-        names = {s.queue for s in specs}
+    _known_queues: set[str]
+
+    def _check_queues(self, conn: sa.Connection, specs: list[JobSpec]) -> None:
+        """Refuse unknown queues. Queues are never deleted, so known names are remembered."""
+        if not hasattr(self, "_known_queues"):
+            self._known_queues = set()
+        names = {s.queue for s in specs} - self._known_queues
+        if not names:
+            return
         have = set(conn.execute(sa.select(queues.c.name).where(queues.c.name.in_(names))).scalars())
+        self._known_queues |= have
         errors = [
             {"loc": ["jobs", i, "queue"], "msg": f"queue {s.queue!r} does not exist"}
             for i, s in enumerate(specs)
