@@ -156,7 +156,7 @@ class IntakeOps(StoreBase):
         errors = [
             {"loc": ["jobs", i, "queue"], "msg": f"queue {s.queue!r} does not exist"}
             for i, s in enumerate(specs)
-            if s.queue not in have
+            if s.queue not in self._known_queues
         ]
         if errors:
             raise InvalidInput(
