@@ -15,15 +15,19 @@ from pathlib import Path
 import uvicorn
 
 from jobfleet.config import Settings
+from jobfleet.lifecycle import EventType
 from jobfleet.protocol import Capacity
 from jobfleet.runfiles import RunFiles
 from jobfleet.scheduling.loop import Scheduler
 from jobfleet.server.app import create_app
 from jobfleet.store import Store
+from jobfleet.store.base import ORDER
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.local import WorkerProcess, build_worker
 
 log = logging.getLogger("jobfleet")
+# What a worker must hear of at once: new leases and new kill orders (not every submission).
+WORKER_KINDS = (EventType.LEASED.value, EventType.CANCEL_REQUESTED.value, ORDER)
 TOKEN_FILE = "admin-token"
 
 
@@ -117,10 +121,10 @@ class LocalStack:
         self._child_args = (settings, store.url, data_dir, capacity)
         if worker_process:
             self.child = WorkerProcess(*self._child_args)
-            store.subscribe(self._wake_child)
+            store.subscribe(self._wake_child, kinds=WORKER_KINDS)
         else:
             self.worker = build_worker(settings, store, self.files, capacity)
-            store.subscribe(self.worker.wake)
+            store.subscribe(self.worker.wake, kinds=WORKER_KINDS)
 
     def _wake_child(self) -> None:
         if self.child is not None:

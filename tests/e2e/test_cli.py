@@ -238,3 +238,21 @@ def test_a_wrong_token_is_refused_with_a_message_about_the_token(shared_fleet: F
     assert done.stderr.startswith("error: "), done.stderr
     assert "token" in done.stderr.lower()
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("shared_fleet", ["sqlite"], indirect=True)  # not about the store
+def test_reprioritize_preempt_and_retry_commands(shared_fleet: Fleet) -> None:
+    script = 'if [ "$JOBFLEET_ATTEMPT" = 1 ]; then exec sleep 60; fi'
+    job_id = ok(
+        shared_fleet.cli("submit", "--job-set", job_set(), "--", "sh", "-c", script)
+    ).strip()
+    shared_fleet.wait_state(job_id, "RUNNING")
+    assert "priority 7" in ok(shared_fleet.cli("reprioritize", job_id, "7"))
+    assert "preemption requested" in ok(shared_fleet.cli("preempt", job_id))
+    done = shared_fleet.wait_state(job_id, "SUCCEEDED", timeout=30)
+    assert done["priority"] == 7
+    assert [r["state"] for r in done["runs"]] == ["PREEMPTED", "SUCCEEDED"]
+    new = json.loads(ok(shared_fleet.cli("retry", job_id, "-o", "json")))
+    assert new["retry_of"] == job_id
+    assert shared_fleet.wait_state(new["id"], "RUNNING")["attempt"] == 1  # a fresh job: attempt 1
+    ok(shared_fleet.cli("cancel", new["id"]))

@@ -11,41 +11,18 @@ import pytest
 import sqlalchemy as sa
 
 from jobfleet.failures import Condition, FailureInfo
-from jobfleet.models import JobSpec
-from jobfleet.protocol import Assignment, Capacity, Finished, Started
-from jobfleet.scheduling.placement import place
+from jobfleet.protocol import Assignment, Finished, Started
 from jobfleet.store import Store
 from jobfleet.store.schema import events, jobs, runs
-
-SHARD = "default"
-WORKER = "w1"
-CAPACITY = Capacity(cpu_milli=16_000, memory=64 * 2**30, gpu=0)
-
-
-def spec(**kw: Any) -> JobSpec:
-    kw.setdefault("command", ["true"])
-    return JobSpec(**kw)
-
-
-def schedule_cycle(store: Store, *, lease_timeout: float = 60.0) -> int:
-    store.route(SHARD)
-    free, total = store.rooms(SHARD, fresh_after=time.time() - 60)
-    plan = place(store.pending(SHARD), free, total, SHARD)
-    return store.lease(SHARD, plan.placed, lease_timeout=lease_timeout)
-
-
-def lease_one(
-    store: Store, job_id: str, worker: str = WORKER, *, lease_timeout: float = 60.0
-) -> Assignment:
-    schedule_cycle(store, lease_timeout=lease_timeout)
-    found = [a for a in store.assignments(worker) if a.job_id == job_id]
-    assert len(found) == 1, found
-    return found[0]
-
-
-def start(store: Store, a: Assignment, worker: str = WORKER) -> None:
-    res = store.report(worker, [Started(a.run_id, a.fencing, time.time())], [])
-    assert res.accepted == [a.run_id] and not res.refused
+from tests.integration.storekit import (
+    CAPACITY,
+    SHARD,
+    WORKER,
+    lease_one,
+    schedule_cycle,
+    spec,
+    start,
+)
 
 
 def succeeded(a: Assignment, *, fencing: int | None = None) -> Finished:

@@ -27,10 +27,7 @@ def register(cli: click.Group, opt: Decorator) -> None:
     def reprioritize(state: CliState, job_id: str, priority: int, fmt: str) -> None:
         """Set JOB_ID's priority (higher runs first); takes effect in the next cycle."""
         job = state.client().reprioritize(job_id, priority)
-        if fmt == "json":
-            output.echo_json(job)
-        else:
-            click.echo(f"{job_id}: priority {job.get('priority')}")
+        _emit(job, fmt, f"{job_id}: priority {job.get('priority')}")
 
     @cli.command()
     @click.argument("job_id")
@@ -53,7 +50,12 @@ def register(cli: click.Group, opt: Decorator) -> None:
     def retry(state: CliState, job_id: str, fmt: str) -> None:
         """Submit a finished job again as a new job (linked by retry_of); prints the new id."""
         job = state.client().retry(job_id)
-        if fmt == "json":
-            output.echo_json(job)
-        else:
-            click.echo(job["id"])
+        _emit(job, fmt, str(job["id"]))
+
+
+def _emit(job: dict[str, Any], fmt: str, text: str) -> None:
+    """The job as JSON for scripts, else one line for people."""
+    if fmt == "json":
+        output.echo_json(job)
+    else:
+        click.echo(text)

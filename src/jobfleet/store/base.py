@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,7 @@ from jobfleet.store.engine import make_engines, normalise_url
 from jobfleet.store.schema import events, jobs
 
 WRITE_LOCK = 728132002
+ORDER = "order"  # a notification kind: a worker has a new kill order (no event yet)
 CHUNK = 4000
 COPY_FROM = 64  # rows: below this a plain executemany costs less than a COPY
 
@@ -106,7 +107,7 @@ class StoreBase:
         self.writer, self.reader = make_engines(self.url)
         self.backend = self.writer.dialect.name
         self.retry_default = retry_default or RetryPolicy()
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[tuple[Callable[[], None], frozenset[str] | None]] = []
 
     # -- lifecycle of the store -------------------------------------------------------------
 
@@ -118,13 +119,18 @@ class StoreBase:
         if self.reader is not self.writer:
             self.reader.dispose()
 
-    def subscribe(self, listener: Callable[[], None]) -> None:
-        """Call `listener` (cheaply: it should only set a flag) after every write transaction."""
-        self._listeners.append(listener)
+    def subscribe(
+        self, listener: Callable[[], None], *, kinds: Iterable[str] | None = None
+    ) -> None:
+        """Call `listener` (cheaply: it should only set a flag) after a write transaction that
+        appended events of one of `kinds` (event types, or ORDER for a new kill order); every
+        kind if None."""
+        self._listeners.append((listener, None if kinds is None else frozenset(kinds)))
 
-    def _notify(self) -> None:
-        for listener in list(self._listeners):
-            listener()
+    def _notify(self, kinds: set[str]) -> None:
+        for listener, wanted in list(self._listeners):
+            if wanted is None or wanted & kinds:
+                listener()
 
     @contextmanager
     def tx(self, *, late_lock: bool = False) -> Iterator[sa.Connection]:
@@ -138,12 +144,11 @@ class StoreBase:
             conn.info["locked"] = False
             if not late_lock:
                 self._lock(conn)
-            conn.info["events"] = 0
-            conn.info["wake"] = False
+            conn.info["kinds"] = set()
             yield conn
-            wake = conn.info.pop("events", 0) or conn.info.pop("wake", False)
-        if wake:
-            self._notify()
+            kinds: set[str] = conn.info.pop("kinds", set())
+        if kinds:
+            self._notify(kinds)
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -250,7 +255,7 @@ class StoreBase:
         if not evs:
             return
         cls._lock(conn)  # before any event id is drawn
-        conn.info["events"] = conn.info.get("events", 0) + len(evs)
+        conn.info.setdefault("kinds", set()).update(e["type"] for e in evs)
         insert_many(conn, events, evs)
 
     def _refs(self, conn: sa.Connection, where: Any, *extra_cols: Any) -> list[JobRef]:

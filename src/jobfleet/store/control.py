@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from jobfleet.errors import IllegalTransition, NotFound
 from jobfleet.lifecycle import JobState, Op, transition
-from jobfleet.store.base import JobRef, StoreBase
+from jobfleet.store.base import ORDER, JobRef, StoreBase
 from jobfleet.store.schema import jobs
 
 _PRE_RUN = [JobState.WAITING.value, JobState.QUEUED.value, JobState.SCHEDULED.value]
@@ -85,7 +85,7 @@ class ControlOps(StoreBase):
                 raise IllegalTransition(
                     f"job {job_id} is already being preempted", state=ref.state.value, actions=[]
                 )
-            conn.info["wake"] = True  # no event yet, but the worker must hear of it
+            conn.info["kinds"].add(ORDER)  # no event yet, but the worker must hear of it
             conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.state.in_(_ACTIVE))
