@@ -6,9 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import jobfleet
 from jobfleet.config import Settings
@@ -22,20 +21,29 @@ from jobfleet.server.routes import events, health, jobs, logs
 from jobfleet.store import Store
 
 
-class BodyLimit(BaseHTTPMiddleware):
-    def __init__(self, app: object, limit: int) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
+class BodyLimit:
+    """Refuse a request whose declared body is over the limit (413) before reading it.
+
+    A plain ASGI middleware: Starlette's BaseHTTPMiddleware costs a task and a stream per call.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
         self.limit = limit
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > self.limit:
-            return problems.problem(
-                413,
-                "Request too large",
-                f"the body is {length} bytes; the limit is {self.limit}: send smaller batches",
-            )
-        return await call_next(request)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                    response = problems.problem(
+                        413,
+                        "Request too large",
+                        f"the body is {int(value)} bytes; the limit is {self.limit}: "
+                        "send smaller batches",
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:

@@ -119,9 +119,13 @@ def parse_submission(raw: bytes) -> tuple[list[JobSpec], bool]:
 async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
     """Submit one job spec, or a batch `{"jobs": [...]}` (≤ 10,000) stored all-or-nothing."""
     raw = await request.body()
-    specs, batch = await run_in_threadpool(parse_submission, raw)
-    jobs = await run_in_threadpool(svc.store.submit_views, specs, actor=caller.name)
-    return json_response({"jobs": jobs} if batch else jobs[0], 201)
+
+    def work() -> Response:  # one trip to the thread pool: parse, store, serialise
+        specs, batch = parse_submission(raw)
+        jobs = svc.store.submit_views(specs, actor=caller.name)
+        return json_response({"jobs": jobs} if batch else jobs[0], 201)
+
+    return await run_in_threadpool(work)
 
 
 @router.get("/jobs", summary="List jobs, newest first")
