@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import finish, new_fleet, pgrep
+from tests.e2e.conftest import Fleet, finish, new_fleet, pgrep
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -35,12 +35,18 @@ def _worker_process(up_pid: int) -> int:
     raise AssertionError("no worker process under `up`")
 
 
-def _submit_sleeper(fleet: object, tmp: Path) -> tuple[str, str]:
+def _start_with_a_running_sleeper(fleet: Fleet) -> tuple[str, str, int]:
+    """Start `up` and a job whose first attempt sleeps; (job id, sleep marker, pid of `up`)."""
+    fleet.start()
     marker = f"{random.randint(30, 59)}.{random.randint(100000, 999999)}"
     script = f'if [ "$JOBFLEET_ATTEMPT" = 1 ]; then exec sleep {marker}; fi'
-    out = fleet.cli("submit", "--job-set", "crash", "--", "sh", "-c", script)  # type: ignore[attr-defined]
+    out = fleet.cli("submit", "--job-set", "crash", "--", "sh", "-c", script)
     assert out.returncode == 0, out.stderr
-    return out.stdout.strip(), marker
+    job_id = out.stdout.strip()
+    fleet.wait_state(job_id, "RUNNING")
+    wait_for(lambda: pgrep(f"sleep {marker}"), what="the job's process")
+    assert fleet.proc is not None
+    return job_id, marker, fleet.proc.pid
 
 
 def test_a_killed_worker_process_is_replaced_and_its_job_runs_again(
@@ -48,12 +54,8 @@ def test_a_killed_worker_process_is_replaced_and_its_job_runs_again(
 ) -> None:
     fleet = new_fleet(tmp_path / "w", "sqlite", request)
     try:
-        fleet.start()
-        job_id, marker = _submit_sleeper(fleet, tmp_path)
-        fleet.wait_state(job_id, "RUNNING")
-        wait_for(lambda: pgrep(f"sleep {marker}"), what="the job's process")
-        assert fleet.proc is not None
-        os.kill(_worker_process(fleet.proc.pid), signal.SIGKILL)
+        job_id, marker, up_pid = _start_with_a_running_sleeper(fleet)
+        os.kill(_worker_process(up_pid), signal.SIGKILL)
         done = fleet.wait_state(job_id, "SUCCEEDED", timeout=30)
         assert [r["state"] for r in done["runs"]] == ["LOST", "SUCCEEDED"]
         assert done["runs"][0]["failure"]["condition"] == "LEASE_EXPIRED"
@@ -70,12 +72,9 @@ def test_up_killed_with_sigkill_recovers_on_restart_without_orphans(
 ) -> None:
     fleet = new_fleet(tmp_path / "k", "sqlite", request)
     try:
-        fleet.start()
-        job_id, marker = _submit_sleeper(fleet, tmp_path)
-        fleet.wait_state(job_id, "RUNNING")
-        wait_for(lambda: pgrep(f"sleep {marker}"), what="the job's process")
+        job_id, marker, up_pid = _start_with_a_running_sleeper(fleet)
+        os.kill(up_pid, signal.SIGKILL)
         assert fleet.proc is not None
-        os.kill(fleet.proc.pid, signal.SIGKILL)
         fleet.proc.wait(10)
         fleet.proc = None
         fleet.start()
