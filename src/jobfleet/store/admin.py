@@ -48,18 +48,6 @@ class AdminOps(StoreBase):
                     queues.insert().values(name=name, weight=weight, config=config, created_at=now)
                 )
 
-    def list_queues(self) -> list[dict[str, Any]]:
-        with self.read() as conn:
-            return [
-                dict(r._mapping) for r in conn.execute(sa.select(queues).order_by(queues.c.name))
-            ]
-
-    def list_shards(self) -> list[dict[str, Any]]:
-        with self.read() as conn:
-            return [
-                dict(r._mapping) for r in conn.execute(sa.select(shards).order_by(shards.c.name))
-            ]
-
     # -- tokens -------------------------------------------------------------------------
 
     def create_token(self, name: str, *, admin: bool = False, token: str | None = None) -> str:

@@ -61,13 +61,6 @@ class QueryOps(StoreBase):
             ).all()
         return job_view(row._mapping, [r._mapping for r in run_rows])
 
-    def job_queue(self, job_id: str) -> str:
-        with self.read() as conn:
-            queue = conn.execute(sa.select(jobs.c.queue).where(jobs.c.id == job_id)).scalar()
-        if queue is None:
-            raise NotFound(f"no job {job_id!r}")
-        return str(queue)
-
     def list_jobs(
         self, flt: JobFilter, *, limit: int = 100, cursor: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:

@@ -236,10 +236,18 @@ class SchedulingOps(StoreBase):
 
     def resolve_dependencies(self, *, limit: int = 2000) -> int:
         """WAITING jobs whose dependencies are met are queued; impossible ones fail."""
-        with self.tx() as conn:
-            refs = self._refs(conn, jobs.c.state == JobState.WAITING.value, jobs.c.spec)[:limit]
-            if not refs:
+        waiting = jobs.c.state == JobState.WAITING.value
+        with self.read() as conn:  # usually none wait: skip the write lock
+            if conn.execute(sa.select(jobs.c.seq).where(waiting).limit(1)).first() is None:
                 return 0
+        with self.tx() as conn:
+            rows = conn.execute(
+                sa.select(*REF_COLUMNS, jobs.c.spec)
+                .where(waiting)
+                .order_by(jobs.c.seq)
+                .limit(limit)
+            )
+            refs = [JobRef.from_row(r) for r in rows]
             dep_ids = {d["job_id"] for r in refs for d in r.extra["spec"].get("depends_on", [])}
             states = dict(
                 conn.execute(sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(dep_ids))).all()

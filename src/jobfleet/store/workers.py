@@ -74,10 +74,6 @@ class WorkerOps(StoreBase):
                 .values(lease_expires_at=now + lease_timeout)
             )
 
-    def set_worker_state(self, name: str, state: str) -> None:
-        with self.tx() as conn:
-            conn.execute(workers.update().where(workers.c.name == name).values(state=state))
-
     def list_workers(self) -> list[dict[str, Any]]:
         with self.read() as conn:
             rows = conn.execute(sa.select(workers).order_by(workers.c.name)).all()
