@@ -12,10 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jobfleet.errors import ConfigError
-from jobfleet.failures import Condition, RetryPolicy
+from jobfleet.failures import RetryPolicy
+from jobfleet.failures.classifier import Classifier, ErrorCategory, duplicate_names
 from jobfleet.models import NAME_RE
 from jobfleet.units import parse_duration, parse_memory
 
@@ -41,32 +49,6 @@ class QueueConfig(_Strict):
     weight: float = Field(default=1.0, gt=0, le=1000)
     max_running_jobs: int | None = Field(default=None, ge=0)
     retry: RetryPolicy | None = None
-
-
-class ExitCodes(_Strict):
-    operator: str = Field(pattern="^(In|NotIn)$")
-    values: list[int] = Field(min_length=1)
-
-
-class CategoryRule(_Strict):
-    conditions: list[Condition] = Field(default_factory=list)
-    exit_codes: ExitCodes | None = None
-    termination_message: str | None = None
-
-    @field_validator("termination_message")
-    @classmethod
-    def _regex(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"bad regex: {exc}") from exc
-        return v
-
-
-class ErrorCategory(_Strict):
-    name: str = Field(pattern=NAME_RE)
-    rules: list[CategoryRule] = Field(min_length=1)
 
 
 class Callbacks(_Strict):
@@ -132,12 +114,33 @@ class Settings(_Strict):
     @field_validator("error_categories")
     @classmethod
     def _unique(cls, v: list[ErrorCategory]) -> list[ErrorCategory]:
-        seen: set[str] = set()
-        for i, cat in enumerate(v):
-            if cat.name in seen:
-                raise ValueError(f"[{i}].name: duplicate category name {cat.name!r}")
-            seen.add(cat.name)
+        dups = duplicate_names(v)
+        if dups:
+            i, name = dups[0]
+            raise ValueError(f"[{i}].name: duplicate category name {name!r}")
         return v
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> Settings:
+        """A retry rule's `on_categories` must name configured categories (a typo never
+        matches, silently)."""
+        known = {c.name for c in self.error_categories}
+        policies = [("retry", self.retry)] + [
+            (f"queues[{i}].retry", q.retry) for i, q in enumerate(self.queues)
+        ]
+        for where, policy in policies:
+            for j, rule in enumerate(policy.rules if policy else []):
+                for name in rule.on_categories:
+                    if name not in known:
+                        raise ValueError(
+                            f"{where}.rules[{j}].on_categories: unknown error category "
+                            f"{name!r} (configured: {', '.join(sorted(known)) or 'none'})"
+                        )
+        return self
+
+    def classifier(self) -> Classifier:
+        """The error-category classifier these settings configure."""
+        return Classifier(self.error_categories)
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:
@@ -145,6 +148,16 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def _error_line(loc: tuple[int | str, ...], msg: str) -> str:
+    """`path: message`. A validator's message may continue the path (`[1].name: ...`) or,
+    from a whole-model check, carry all of it (`retry.rules[0].on_categories: ...`)."""
+    msg = msg.removeprefix("Value error, ")
+    where = format_loc(loc)
+    if msg.startswith("[") or (not where and re.match(r"^[a-z_]+[.\[]", msg)):
+        return where + msg
+    return f"{where}: {msg}" if where else msg
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
@@ -166,5 +179,5 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         return Settings.model_validate(data)
     except ValidationError as exc:
         where = f"{path}: " if path else ""
-        lines = [f"{format_loc(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)]
+        lines = [_error_line(e["loc"], e["msg"]) for e in exc.errors(include_url=False)]
         raise ConfigError(f"{where}invalid configuration:\n  " + "\n  ".join(lines)) from exc

@@ -7,6 +7,10 @@ from typing import Any, Literal
 
 from jobfleet.failures import FailureInfo
 
+# A checkpoint's JSON text, in bytes. The next attempt gets it in one environment variable, and
+# Linux refuses any single environment string over 128 KiB (MAX_ARG_STRLEN): 64 KiB is safe.
+CHECKPOINT_LIMIT = 64 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class Capacity:
@@ -25,6 +29,7 @@ class Assignment:
     fencing: int
     spec: dict[str, Any]
     lease_expires_at: float
+    checkpoint: str | None = None  # the job's latest checkpoint (JSON text) from an earlier run
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,16 @@ class Finished:
     exit_code: int | None = None
     signal: int | None = None
     failure: FailureInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The JSON a run wrote to $JOBFLEET_CHECKPOINT_FILE (valid JSON, at most CHECKPOINT_LIMIT)."""
+
+    run_id: str
+    fencing: int
+    value: str
+    time: float
 
 
 @dataclass(slots=True)

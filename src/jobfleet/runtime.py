@@ -22,6 +22,7 @@ from jobfleet.scheduling.loop import Scheduler
 from jobfleet.server.app import create_app
 from jobfleet.store import Store
 from jobfleet.store.base import ORDER
+from jobfleet.wiring import store_from_settings
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.local import WorkerProcess, build_worker
 
@@ -42,7 +43,7 @@ def database_url(settings: Settings, data_dir: Path) -> str:
 
 def open_store(settings: Settings, data_dir: Path) -> Store:
     """Open the store, migrate it, and make sure configured queues and defaults exist."""
-    store = Store(database_url(settings, data_dir), retry_default=settings.retry)
+    store = store_from_settings(database_url(settings, data_dir), settings)
     store.migrate()
     store.ensure_defaults(shard=settings.worker.shard)
     for q in settings.queues:

@@ -386,12 +386,19 @@ def _print_event(event: Json, fmt: str) -> None:
 @OUTPUT
 @click.pass_obj
 def history(state: CliState, job_id: str, fmt: str) -> None:
-    """A job's timeline: each state, since when, for how long, by whom and why."""
-    items = state.client().history(job_id)
+    """A job's timeline: each state, since when, for how long, by whom and why; then the
+    failure of each failed attempt (`-o json`: the timeline only)."""
+    client = state.client()
+    items = client.history(job_id)
     if fmt == "json":
         output.echo_json(items)
-    else:
-        output.console().print(output.history_table(items))
+        return
+    console = output.console()
+    console.print(output.history_table(items))
+    errors = client.errors(job_id, limit=50)
+    if errors.get("items"):
+        console.print("\nFailures, newest first", style="bold")
+        console.print(output.errors_table(errors["items"]))
 
 
 # -- logs -------------------------------------------------------------------------------------

@@ -258,6 +258,20 @@ def history_table(items: Iterable[Json]) -> Table:
     return table
 
 
+def errors_table(items: Iterable[Json]) -> Table:
+    """A job's failures, one row per failed attempt (newest first)."""
+    table = _table("ATTEMPT", "RUN", "WORKER", "TIME", "FAILURE")
+    for item in items:
+        table.add_row(
+            str(item.get("attempt", "-")),
+            Text(str(item.get("run_id") or "-")),
+            Text(str(item.get("worker") or "-")),
+            format_time(item.get("time")),
+            Text(failure_text(item.get("failure"))),
+        )
+    return table
+
+
 def _detail_value(key: str, value: Any) -> str:
     if key == "failure" and isinstance(value, Mapping):
         return failure_text(value)

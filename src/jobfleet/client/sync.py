@@ -194,6 +194,28 @@ class Client:
     def history(self, job_id: str) -> JsonList:
         return _items(self._json("GET", f"{_job_path(job_id)}/history"))
 
+    def errors(self, job_id: str, limit: int = 100, cursor: str | None = None) -> Json:
+        """One page of the job's failures, newest first: {"items": [...], "next_cursor": ...}.
+
+        Each item: run_id, attempt, worker, time, event, failure."""
+        params = _params(cursor=cursor)
+        params["limit"] = str(limit)
+        return self._json("GET", f"{_job_path(job_id)}/errors", params=params)
+
+    def iter_errors(self, job_id: str, page_size: int = 100) -> Iterator[Json]:
+        """Every failure of every attempt of the job, newest first, page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.errors(job_id, limit=page_size, cursor=cursor)
+            yield from _items(page)
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def checkpoints(self, job_id: str) -> JsonList:
+        """The job's checkpoints (the latest of each run), newest first."""
+        return _items(self._json("GET", f"{_job_path(job_id)}/checkpoints"))
+
     # -- logs ---------------------------------------------------------------------------------
 
     def logs(self, job_id: str, stream: str = "stdout", run: str | None = None) -> str:

@@ -1,5 +1,6 @@
 """Pure failure handling: conditions, FailureInfo, retry policy."""
 
+from jobfleet.failures.classifier import Classifier, ErrorCategory
 from jobfleet.failures.conditions import (
     TERMINATION_MESSAGE_LIMIT,
     Condition,
@@ -11,7 +12,9 @@ from jobfleet.failures.policy import Backoff, RetryDecision, RetryPolicy, RetryR
 __all__ = [
     "TERMINATION_MESSAGE_LIMIT",
     "Backoff",
+    "Classifier",
     "Condition",
+    "ErrorCategory",
     "FailureInfo",
     "RetryDecision",
     "RetryPolicy",

@@ -7,8 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# stderr tail / termination log kept on a failure: bounded so a job cannot bloat the store.
+# stderr tail / termination log kept on a failure, in bytes of UTF-8 (the cut marker included):
+# bounded so a job cannot bloat the store, its events or the API's answers.
 TERMINATION_MESSAGE_LIMIT = 4096
+MESSAGE_LIMIT = 1024  # the one-line `message`, in bytes of UTF-8
+TRUNCATED = "[…truncated]\n"
 
 
 class Condition(StrEnum):
@@ -43,11 +46,31 @@ class FailureInfo(BaseModel):
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    def bounded(self) -> FailureInfo:
+        """The same failure with its texts within their bounds (a report is not trusted)."""
+        message = _head(self.message, MESSAGE_LIMIT)
+        term = bounded_message(self.termination_message)
+        if message == self.message and term == self.termination_message:
+            return self
+        return self.model_copy(update={"message": message, "termination_message": term})
+
 
 def bounded_message(text: str | None, limit: int = TERMINATION_MESSAGE_LIMIT) -> str | None:
-    """Keep the last `limit` characters of `text`, marking the cut."""
+    """The end of `text` in at most `limit` bytes of UTF-8, the cut marked at its start.
+
+    The end, because the last lines of a log say why it failed.
+    """
     if not text:
         return None
-    if len(text) <= limit:
+    raw = text.encode()
+    if len(raw) <= limit:
         return text
-    return "[…truncated]\n" + text[-limit:]
+    keep = limit - len(TRUNCATED.encode())
+    return TRUNCATED + raw[-keep:].decode(errors="ignore")
+
+
+def _head(text: str, limit: int) -> str:
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - 3].decode(errors="ignore") + "…"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from jobfleet.scheduling.avoid import usable
+
 
 @dataclass(frozen=True, slots=True)
 class Demand:
@@ -12,6 +14,7 @@ class Demand:
     cpu_milli: int
     memory: int
     gpu: int = 0
+    avoid: frozenset[str] = frozenset()  # workers not to use if another can hold it
 
 
 @dataclass(slots=True)
@@ -61,19 +64,20 @@ def place(
     total_of = {t.worker: t for t in totals}
     placed: list[tuple[str, str]] = []
     reasons: dict[str, str] = {}
-    why: dict[tuple[int, int, int], str] = {}
+    why: dict[tuple[int, int, int, frozenset[str]], str] = {}
     for d in demands:
         best: Room | None = None
         best_score = 0.0
-        for room in rooms:
+        candidates = usable(d, rooms, totals)
+        for room in candidates:
             if room.fits(d):
                 score = _leftover(room, d, total_of.get(room.worker, room))
                 if best is None or score < best_score:
                     best, best_score = room, score
         if best is None:
-            shape = (d.cpu_milli, d.memory, d.gpu)
+            shape = (d.cpu_milli, d.memory, d.gpu, d.avoid)
             if shape not in why:
-                why[shape] = explain(d, rooms, totals, shard)
+                why[shape] = explain(d, candidates, totals, shard)
             reasons[d.job_id] = why[shape]
             continue
         best.take(d)

@@ -18,6 +18,7 @@ from jobfleet.server.auth import TokenCache
 from jobfleet.server.deps import Services
 from jobfleet.server.notify import Broadcaster
 from jobfleet.server.routes import events, health, jobs, logs
+from jobfleet.server.routes import failures as failure_routes
 from jobfleet.store import Store
 
 
@@ -67,6 +68,7 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     for module in (health, jobs, events, logs):
         app.include_router(module.router)
+    app.include_router(failure_routes.router)
     _publish_spec_schema(app)
     return app
 

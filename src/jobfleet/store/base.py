@@ -17,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from jobfleet.errors import StaleState
+from jobfleet.failures.classifier import Classifier
+from jobfleet.failures.conditions import FailureInfo
 from jobfleet.failures.policy import RetryPolicy
 from jobfleet.lifecycle import EventType, JobState, Op, transition
 from jobfleet.store import migrate as migrations
@@ -102,11 +104,18 @@ Payload = dict[str, Any] | Callable[[JobRef], dict[str, Any]] | None
 
 
 class StoreBase:
-    def __init__(self, url: str, *, retry_default: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        retry_default: RetryPolicy | None = None,
+        classifier: Classifier | None = None,
+    ) -> None:
         self.url = normalise_url(url)
         self.writer, self.reader = make_engines(self.url)
         self.backend = self.writer.dialect.name
         self.retry_default = retry_default or RetryPolicy()
+        self.classifier = classifier or Classifier()
         self._listeners: list[tuple[Callable[[], None], frozenset[str] | None]] = []
 
     # -- lifecycle of the store -------------------------------------------------------------
@@ -154,6 +163,11 @@ class StoreBase:
     def read(self) -> Iterator[sa.Connection]:
         with self.reader.connect() as conn:
             yield conn
+
+    def _observe(self, failure: FailureInfo) -> FailureInfo:
+        """A failure as the server records it: texts bounded, categories set. Called once,
+        where the failure is observed; the result is stored and never recomputed."""
+        return self.classifier.classify(failure.bounded())
 
     # -- the one way a job moves ------------------------------------------------------------
 

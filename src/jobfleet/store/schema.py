@@ -49,6 +49,7 @@ jobs = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
+    sa.Column("avoid_workers", JSONType),  # workers a retry should avoid (retry rule avoid_worker)
     sa.Index("ix_jobs_queue_seq", "queue", "seq"),
     sa.Index("ix_jobs_job_set", "queue", "job_set", "seq"),
     sa.Index("ix_jobs_state_seq", "state", "seq"),
@@ -152,4 +153,20 @@ counters = sa.Table(
     metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+# The latest checkpoint of each run (a write replaces the run's earlier one): JSON text as the job
+# wrote it, at most CHECKPOINT_LIMIT bytes. A later attempt of the job gets the newest.
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(32), nullable=False),
+    sa.Column("run_id", sa.String(48), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_checkpoints_job", "job_id", "id"),
+    sa.Index("ux_checkpoints_run", "run_id", unique=True),
 )

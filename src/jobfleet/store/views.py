@@ -44,6 +44,8 @@ def job_view(m: Mapping[Any, Any], runs: Iterable[Mapping[Any, Any]] = ()) -> di
         "priority": m["priority"],
         "priority_class": m["priority_class"],
         "spec": m["spec"],
+        # What the next run gets: the spec's, unless a retry rule raised the memory.
+        "resources": {"cpu": m["cpu_milli"] / 1000, "memory": m["memory"], "gpu": m["gpu"]},
         "labels": m["labels"],
         "runs": [run_view(r) for r in runs],
         "failure": m["failure"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Literal
 
@@ -11,11 +12,16 @@ from jobfleet.errors import IllegalTransition
 from jobfleet.failures import Condition, FailureInfo, RetryPolicy, decide
 from jobfleet.ids import new_id
 from jobfleet.lifecycle import JobState, Op, RequeueCause, RunState
-from jobfleet.protocol import Assignment, Capacity, Finished, ReportResult, Started
-from jobfleet.store.base import REF_COLUMNS, JobRef, StoreBase
+from jobfleet.models import MAX_MEMORY
+from jobfleet.protocol import Assignment, Capacity, Checkpoint, Finished, ReportResult, Started
+from jobfleet.store.base import REF_COLUMNS, JobRef
+from jobfleet.store.failures import FailureOps
 from jobfleet.store.schema import jobs, queues, runs, workers
 
 ACTIVE = (RunState.LEASED.value, RunState.RUNNING.value)
+AVOID_AT_MOST = 16  # workers a job remembers to avoid (the most recent ones)
+# What a failing run's job must carry for the retry decision and what it may change.
+_RETRY_COLUMNS = (jobs.c.spec, jobs.c.counted_retries, jobs.c.memory, jobs.c.avoid_workers)
 _CAUSE_BY_CONDITION = {
     Condition.PREEMPTED: RequeueCause.PREEMPTED,
     Condition.EVICTED: RequeueCause.EVICTED,
@@ -27,7 +33,7 @@ _RUN_STATE_BY_CONDITION = {
 }
 
 
-class WorkerOps(StoreBase):
+class WorkerOps(FailureOps):
     # -- registration and heartbeats ----------------------------------------------------
 
     def register_worker(
@@ -90,19 +96,28 @@ class WorkerOps(StoreBase):
                 runs.c.attempt,
                 runs.c.fencing,
                 runs.c.lease_expires_at,
+                runs.c.memory,
                 jobs.c.spec,
             )
             .join(jobs, jobs.c.id == runs.c.job_id)
             .where(runs.c.worker == worker, runs.c.state == RunState.LEASED.value)
             .order_by(runs.c.fencing)
         )
-        with self.read() as conn:
-            rows = conn.execute(stmt).all()
         skip = exclude or set()
+        with self.read() as conn:
+            rows = [r for r in conn.execute(stmt).all() if r.id not in skip]
+            saved = self._latest_checkpoints(conn, [r.job_id for r in rows if r.attempt > 1])
         return [
-            Assignment(r.id, r.job_id, r.attempt, r.fencing, r.spec, r.lease_expires_at)
+            Assignment(
+                r.id,
+                r.job_id,
+                r.attempt,
+                r.fencing,
+                _effective_spec(r.spec, r.memory),
+                r.lease_expires_at,
+                saved.get(r.job_id),
+            )
             for r in rows
-            if r.id not in skip
         ]
 
     def orders(self, worker: str) -> dict[str, Literal["cancel", "preempt"]]:
@@ -125,16 +140,27 @@ class WorkerOps(StoreBase):
 
     # -- reports ------------------------------------------------------------------------
 
-    def report(self, worker: str, started: list[Started], finished: list[Finished]) -> ReportResult:
+    def report(
+        self,
+        worker: str,
+        started: list[Started],
+        finished: list[Finished],
+        checkpoints: list[Checkpoint] | None = None,
+    ) -> ReportResult:
         """Apply a worker's reports in one transaction. Stale or foreign leases are refused.
 
         Starts and plain endings (success, confirmed cancel) are applied in batches: a few
         statements per report, not per run. Failures go one by one through the retry policy.
+        Checkpoints are recorded first, so a run's last checkpoint counts even when the same
+        report ends the run; a checkpoint of a lease that is not valid is dropped.
         """
         result = ReportResult()
         with self.tx() as conn:
             ids = [s.run_id for s in started] + [f.run_id for f in finished]
-            current = self._leases(conn, worker, ids)
+            current = self._leases(conn, worker, ids + [c.run_id for c in checkpoints or []])
+            if checkpoints:
+                valid = {k: v for k, v in current.items() if _valid(v)}
+                self._record_checkpoints(conn, checkpoints, valid)
             ok_started = [s for s in started if self._check(current, s.run_id, s.fencing, result)]
             for s in ok_started:
                 current[s.run_id]["state"] = RunState.RUNNING.value
@@ -164,8 +190,7 @@ class WorkerOps(StoreBase):
                     jobs.c.run_id.in_([f.run_id for f in finished]),
                     jobs.c.state.in_(ACTIVE),
                 ),
-                jobs.c.spec,
-                jobs.c.counted_retries,
+                *_RETRY_COLUMNS,
             )
         }
         live = [f for f in finished if f.run_id in refs]
@@ -194,10 +219,12 @@ class WorkerOps(StoreBase):
                 result.refused[f.run_id] = f"refused: {exc.detail}"
 
     def _fail_run(self, conn: sa.Connection, ref: JobRef, f: Finished) -> None:
-        failure = f.failure or FailureInfo(condition=Condition.EXIT_NONZERO, exit_code=f.exit_code)
+        failure = self._observe(
+            f.failure or FailureInfo(condition=Condition.EXIT_NONZERO, exit_code=f.exit_code)
+        )
         state = _RUN_STATE_BY_CONDITION.get(failure.condition, RunState.FAILED)
+        failure = self._fail_or_requeue(conn, ref, failure, time.time())
         self._end_runs(conn, [f], state, failure)
-        self._fail_or_requeue(conn, ref, failure, time.time())
 
     @staticmethod
     def _end_runs(
@@ -239,6 +266,7 @@ class WorkerOps(StoreBase):
                 runs.c.state,
                 runs.c.worker,
                 runs.c.lease_expires_at,
+                runs.c.attempt,
             ).where(runs.c.id.in_(ids))
         ).all()
         return {r.id: dict(r._mapping) for r in rows if r.worker == worker}
@@ -290,7 +318,9 @@ class WorkerOps(StoreBase):
 
     def _fail_or_requeue(
         self, conn: sa.Connection, ref: JobRef, failure: FailureInfo, now: float
-    ) -> None:
+    ) -> FailureInfo:
+        """Retry (one `requeued` event) or end the job (one terminal event), by its policy.
+        Returns the failure as recorded (with `retryable` decided)."""
         decision = decide(
             self._policy(conn, ref),
             failure,
@@ -301,6 +331,7 @@ class WorkerOps(StoreBase):
         body = failure.as_dict()
         if decision.retry:
             cause = _CAUSE_BY_CONDITION.get(failure.condition, RequeueCause.FAILED)
+            changes = _retry_changes(ref, decision.memory_factor, decision.avoid_worker)
             self._move_one(
                 conn,
                 ref,
@@ -314,13 +345,15 @@ class WorkerOps(StoreBase):
                     "not_before": now + decision.delay if decision.delay else None,
                     "preempt_requested": False,
                     "counted_retries": jobs.c.counted_retries + int(decision.counts),
+                    **changes,
                 },
-                payload={"cause": cause.value, "failure": body, "delay": decision.delay},
+                payload={"cause": cause.value, "failure": body, "delay": decision.delay, **changes},
             )
         else:
             op = Op.PREEMPT if failure.condition is Condition.PREEMPTED else Op.FAIL
             values = {"failure": body, "preempt_requested": False}
             self._move_one(conn, ref, op, now=now, values=values, payload={"failure": body})
+        return failure
 
     # -- lost workers -------------------------------------------------------------------
 
@@ -341,7 +374,7 @@ class WorkerOps(StoreBase):
     def _lose(self, conn: sa.Connection, run_ids: list[str], now: float, why: str) -> None:
         if not run_ids:
             return
-        failure = FailureInfo(condition=Condition.LEASE_EXPIRED, message=why)
+        failure = self._observe(FailureInfo(condition=Condition.LEASE_EXPIRED, message=why))
         conn.execute(
             runs.update()
             .where(runs.c.id.in_(run_ids), runs.c.state.in_(ACTIVE))
@@ -350,15 +383,42 @@ class WorkerOps(StoreBase):
         refs = self._refs(
             conn,
             sa.and_(jobs.c.run_id.in_(run_ids), jobs.c.state.in_(ACTIVE)),
-            jobs.c.spec,
-            jobs.c.counted_retries,
+            *_RETRY_COLUMNS,
         )
         for ref in refs:
             if ref.cancel_requested:
                 payload = {"reason": f"cancelled; {why}", "failure": failure.as_dict()}
                 self._move_one(conn, ref, Op.CONFIRM_CANCEL, now=now, payload=payload)
-            else:
-                self._fail_or_requeue(conn, ref, failure, now)
+                continue
+            run_id = ref.run_id
+            recorded = self._fail_or_requeue(conn, ref, failure, now)
+            conn.execute(
+                runs.update().where(runs.c.id == run_id).values(failure=recorded.as_dict())
+            )
+
+
+def _valid(lease: dict[str, Any]) -> bool:
+    return lease["state"] in ACTIVE and lease["lease_expires_at"] >= time.time()
+
+
+def _effective_spec(spec: dict[str, Any], memory: int) -> dict[str, Any]:
+    """The spec a run executes: its memory is the run's (a retry may have raised it)."""
+    resources = spec.get("resources") or {}
+    if resources.get("memory") == memory:
+        return spec
+    return {**spec, "resources": {**resources, "memory": memory}}
+
+
+def _retry_changes(ref: JobRef, memory_factor: float | None, avoid: bool) -> dict[str, Any]:
+    """What a retry rule changes for the next run: more memory, workers to avoid."""
+    changes: dict[str, Any] = {}
+    if memory_factor:
+        memory = int(ref.extra["memory"])
+        changes["memory"] = min(MAX_MEMORY, math.ceil(memory * memory_factor))
+    if avoid and ref.worker:
+        before = [w for w in ref.extra.get("avoid_workers") or [] if w != ref.worker]
+        changes["avoid_workers"] = [*before, ref.worker][-AVOID_AT_MOST:]
+    return changes
 
 
 __all__ = ["REF_COLUMNS", "WorkerOps"]

@@ -12,8 +12,9 @@ import threading
 import time
 from typing import Literal, Protocol
 
-from jobfleet.protocol import Assignment, Capacity, Finished, ReportResult, Started
+from jobfleet.protocol import Assignment, Capacity, Checkpoint, Finished, ReportResult, Started
 from jobfleet.runfiles import RunFiles
+from jobfleet.worker.checkpoints import CheckpointWatcher
 from jobfleet.worker.executor import Executor
 from jobfleet.worker.ledger import Ledger
 
@@ -37,7 +38,11 @@ class Link(Protocol):
     def orders(self, worker: str) -> dict[str, Literal["cancel", "preempt"]]: ...
 
     def report(
-        self, worker: str, started: list[Started], finished: list[Finished]
+        self,
+        worker: str,
+        started: list[Started],
+        finished: list[Finished],
+        checkpoints: list[Checkpoint] | None = ...,
     ) -> ReportResult: ...
 
 
@@ -64,6 +69,8 @@ class Worker:
         self.executor = Executor(files, self._on_exit, grace=grace, ledger=self.ledger)
         self._done: queue.SimpleQueue[Finished] = queue.SimpleQueue()
         self._known: set[str] = set()
+        self._fencing: dict[str, int] = {}  # running run id -> its lease's fencing token
+        self.checkpoints = CheckpointWatcher(files)
         self._last_report = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -121,6 +128,7 @@ class Worker:
             self._known.add(a.run_id)
             failed = self.executor.start(a)
             if failed is None:
+                self._fencing[a.run_id] = a.fencing
                 started.append(Started(a.run_id, a.fencing, time.time()))
             else:
                 finished.append(failed)
@@ -137,11 +145,24 @@ class Worker:
     def _flush(self, started: list[Started], finished: list[Finished]) -> None:
         while not self._done.empty():
             finished.append(self._done.get())
-        if started or finished:
-            self._report(started, finished)
+        checkpoints = self._checkpoints(finished)
+        if started or finished or checkpoints:
+            self._report(started, finished, checkpoints)
 
-    def _report(self, started: list[Started], finished: list[Finished]) -> None:
-        result = self.link.report(self.name, started, finished)
+    def _checkpoints(self, finished: list[Finished]) -> list[Checkpoint]:
+        """Checkpoints written since the last look: of the ended runs, and of running ones."""
+        ended = [self.checkpoints.final(f.run_id, f.fencing) for f in finished]
+        for f in finished:
+            self._fencing.pop(f.run_id, None)
+        return [c for c in ended if c is not None] + self.checkpoints.scan(self._fencing)
+
+    def _report(
+        self, started: list[Started], finished: list[Finished], checkpoints: list[Checkpoint]
+    ) -> None:
+        if checkpoints:
+            result = self.link.report(self.name, started, finished, checkpoints=checkpoints)
+        else:  # a link that predates checkpoints still works
+            result = self.link.report(self.name, started, finished)
         if len(started) + len(finished) >= BUSY_BATCH:
             self._last_report = time.monotonic()
         for f in finished:
@@ -151,3 +172,4 @@ class Worker:
                 log.warning("run %s is no longer ours (%s): killing it", run_id, why)
                 self.executor.kill(run_id, "cancel")
             self._known.discard(run_id)
+            self._fencing.pop(run_id, None)

@@ -25,7 +25,7 @@ from jobfleet.protocol import Assignment, Finished
 from jobfleet.runfiles import RunFiles
 from jobfleet.worker.ledger import Ledger
 
-KillReason = Literal["cancel", "preempt", "deadline", "shutdown"]
+KillReason = Literal["cancel", "preempt", "evict", "deadline", "shutdown"]
 
 
 @dataclass
@@ -122,6 +122,8 @@ class Executor:
             JOBFLEET_TERMINATION_LOG=str(self.files.termination_log(a.run_id)),
             JOBFLEET_CHECKPOINT_FILE=str(self.files.checkpoint(a.run_id)),
         )
+        if a.checkpoint is not None:  # what an earlier attempt saved
+            env["JOBFLEET_CHECKPOINT"] = a.checkpoint
         return env
 
     # -- stopping ---------------------------------------------------------------------------
@@ -220,6 +222,8 @@ class Executor:
             condition = Condition.DEADLINE_EXCEEDED
         elif proc.killed == "preempt":
             condition = Condition.PREEMPTED
+        elif proc.killed == "evict":
+            condition = Condition.EVICTED
         else:
             condition = Condition.EXIT_NONZERO if sig is None else Condition.SIGNALED
         failure = self._failure(proc, condition, exit_code, sig)
@@ -231,6 +235,7 @@ class Executor:
         message = {
             Condition.DEADLINE_EXCEEDED: "the run passed its timeout and was killed",
             Condition.PREEMPTED: "the run was preempted (SIGTERM, then SIGKILL after the grace)",
+            Condition.EVICTED: "the run was evicted from its worker (SIGTERM, then SIGKILL)",
             Condition.SIGNALED: f"the process was killed by signal {sig}",
             Condition.EXIT_NONZERO: f"the process exited with code {exit_code}",
         }[condition]

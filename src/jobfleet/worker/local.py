@@ -21,6 +21,7 @@ from jobfleet.config import Settings
 from jobfleet.protocol import Capacity
 from jobfleet.runfiles import RunFiles
 from jobfleet.store import Store
+from jobfleet.wiring import store_from_settings
 from jobfleet.worker.agent import Worker
 
 Event = multiprocessing.synchronize.Event
@@ -62,7 +63,7 @@ def child_main(
         signal.signal(sig, lambda signum, _frame: signalled.append(signum))
     parent = os.getppid()
     settings = Settings.model_validate_json(settings_json)
-    store = Store(database_url, retry_default=settings.retry)
+    store = store_from_settings(database_url, settings)
     store.subscribe(wake_parent.set)
     worker = build_worker(settings, store, RunFiles(Path(data_dir)), Capacity(*capacity))
     worker.start()
