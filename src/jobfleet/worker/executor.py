@@ -98,7 +98,7 @@ class Executor:
                     close_fds=True,
                 )
         except OSError as exc:
-            return _start_error(a, exc)
+            return _start_error(a, exc, own)
         pidfd = os.pidfd_open(popen.pid)
         if self.ledger is not None:
             self.ledger.started(popen.pid)
@@ -275,14 +275,16 @@ def _tail(path: Path, limit: int) -> str | None:
         return None
 
 
-def _start_error(a: Assignment, exc: OSError) -> Finished:
-    what = {
-        FileNotFoundError: "command or working directory not found",
-        PermissionError: "permission denied",
-        NotADirectoryError: "working directory is not a directory",
-    }.get(type(exc), "could not start the process")
-    failure = FailureInfo(
-        condition=Condition.START_ERROR,
-        message=f"{what}: {exc.strerror or exc} ({exc.filename or ''})".strip(),
-    )
+def _start_error(a: Assignment, exc: OSError, working_dir: str | None) -> Finished:
+    """START_ERROR, saying which of the two could not be used: the working dir or the command."""
+    why = exc.strerror or str(exc)
+    if working_dir is not None and str(exc.filename) == working_dir:
+        message = f"working directory {working_dir} is unusable: {why}"
+    elif isinstance(exc, FileNotFoundError):
+        message = f"command not found: {exc.filename}"
+    elif exc.filename is not None:
+        message = f"cannot run {exc.filename}: {why}"
+    else:
+        message = f"could not start the process: {why}"
+    failure = FailureInfo(condition=Condition.START_ERROR, message=message)
     return Finished(a.run_id, a.fencing, "failed", time.time(), failure=failure)
