@@ -68,7 +68,7 @@ def _load(run_id: str, fencing: int, path: os.PathLike[str], mtime: float) -> Ch
     try:
         with open(path, "rb") as f:
             raw = f.read(CHECKPOINT_LIMIT + 1)
-        text = raw.decode()
+        text = raw.decode().strip()  # `echo '{...}' > file` adds a newline: not part of it
         json.loads(text)
     except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError included
         log.warning("run %s: checkpoint ignored, not valid JSON: %s", run_id, exc)
