@@ -131,6 +131,15 @@ def resources_text(spec: Json) -> str:
     return ", ".join(parts)
 
 
+def _raised_memory(spec: Json, job: Json) -> str:
+    """A note when a retry rule (memory_factor) gave the job more memory than it asked."""
+    asked = (spec.get("resources") or {}).get("memory")
+    now = (job.get("resources") or {}).get("memory")
+    if now is None or now == asked:
+        return ""
+    return f" (memory raised to {memory_text(now)} by the retry policy)"
+
+
 def failure_text(failure: Json | None) -> str:
     if not failure:
         return "-"
@@ -222,7 +231,7 @@ def job_view(job: Json, now: datetime) -> RenderableType:
         ("Job set", str(job.get("job_set", ""))),
         ("Priority", priority),
         ("Command", command_text(spec)),
-        ("Resources", resources_text(spec)),
+        ("Resources", resources_text(spec) + _raised_memory(spec, job)),
         ("Attempt", str(job.get("attempt", 0))),
         ("Cancel requested", "yes" if job.get("cancel_requested") else "no"),
         ("Scheduling reason", str(job.get("scheduling_reason") or "-")),
