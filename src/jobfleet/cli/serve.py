@@ -23,9 +23,10 @@ def up(
     config_file: str | None,
 ) -> None:
     """Run server, scheduler and a local worker on this machine, in the foreground."""
+    # Validate first: a bad configuration is refused before the server's imports load.
+    settings = load_settings(config_file, host=host, port=port, database=database)
     from jobfleet.runtime import default_data_dir, run_up
 
-    settings = load_settings(config_file, host=host, port=port, database=database)
     run_up(settings, data_dir or default_data_dir())
 
 
