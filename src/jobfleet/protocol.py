@@ -46,6 +46,7 @@ class Finished:
     exit_code: int | None = None
     signal: int | None = None
     failure: FailureInfo | None = None
+    outputs: list[dict[str, Any]] | None = None  # files the job listed in `outputs`: path, size
 
 
 @dataclass(slots=True)
