@@ -13,7 +13,7 @@ from jobfleet.ids import new_id
 from jobfleet.lifecycle import JobState, Op, RequeueCause, RunState
 from jobfleet.protocol import Assignment, Capacity, Finished, ReportResult, Started
 from jobfleet.store.base import REF_COLUMNS, JobRef, StoreBase
-from jobfleet.store.schema import jobs, queues, runs, workers
+from jobfleet.store.schema import JSONType, jobs, queues, runs, workers
 
 ACTIVE = (RunState.LEASED.value, RunState.RUNNING.value)
 _CAUSE_BY_CONDITION = {
@@ -220,9 +220,16 @@ class WorkerOps(StoreBase):
                 signal=sa.bindparam("b_signal"),
                 failure=failure.as_dict() if failure else None,
                 finished_at=sa.bindparam("b_time"),
+                outputs=sa.bindparam("b_outputs", type_=JSONType),
             ),
             [
-                {"b_id": f.run_id, "b_code": f.exit_code, "b_signal": f.signal, "b_time": f.time}
+                {
+                    "b_id": f.run_id,
+                    "b_code": f.exit_code,
+                    "b_signal": f.signal,
+                    "b_time": f.time,
+                    "b_outputs": f.outputs,
+                }
                 for f in finished
             ],
         )
