@@ -258,7 +258,8 @@ DAEMON = textwrap.dedent(
             open(sys.argv[1], "w").write(str(os.getpid()))
             time.sleep(300)
         os._exit(0)
-    time.sleep(float(sys.argv[2]))
+    while not os.path.exists(sys.argv[2]):  # the test says when the run's process may end
+        time.sleep(0.02)
     """
 )
 
@@ -294,13 +295,14 @@ def test_a_daemonised_grandchild_does_not_outlive_its_run(
         if not iso.backend.name.startswith("cgroup"):
             pytest.skip("no cgroup backend on this machine")
     runner = Runner(tmp_path, isolation=iso, grace=1.0)
-    pidfile = tmp_path / "daemon.pid"
-    wait = "0.2" if how == "exit" else "60"
+    pidfile, gate = tmp_path / "daemon.pid", tmp_path / "gate"
     spec = {"timeout": "2s"} if how == "deadline" else {}
-    run = runner.start([PY, "-c", DAEMON, str(pidfile), wait], **spec)
+    run = runner.start([PY, "-c", DAEMON, str(pidfile), str(gate)], **spec)
     wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="the daemon to start")
     daemon = _outer_pid(pidfile, namespaces)
     assert alive(daemon)
+    if how == "exit":
+        gate.touch()
     if how == "cancel":
         runner.executor.kill(run, "cancel")
     if how == "shutdown":

@@ -113,7 +113,7 @@ class Executor:
                 a.run_id, argv, _limits(spec), str(spec.get("network", "default"))
             )
             popen = self._spawn(a.run_id, prepared, cwd, env)
-        except (OSError, JobfleetError, LookupError) as exc:
+        except (OSError, JobfleetError, LookupError, subprocess.SubprocessError) as exc:
             self.gpus.release(a.run_id)
             if prepared is not None:
                 self.isolation.release(prepared)

@@ -112,6 +112,6 @@ def start_error(run_id: str, fencing: int, exc: Exception) -> Finished:
         }.get(type(exc), "could not start the process")
         message = f"{what}: {exc.strerror or exc} ({exc.filename or ''})".strip()
     else:
-        message = str(exc)
+        message = str(exc) or type(exc).__name__
     failure = FailureInfo(condition=Condition.START_ERROR, message=message)
     return Finished(run_id, fencing, "failed", time.time(), failure=failure)
