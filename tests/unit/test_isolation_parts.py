@@ -110,7 +110,7 @@ def test_log_stamps_round_trip() -> None:
 
 
 def test_without_namespaces_the_argv_only_joins_the_cgroup() -> None:
-    argv, as_status, hook = Namespaces().wrap(["true"], ["/cg/cgroup.procs"], net=False)
+    argv, as_status = Namespaces().wrap(["true"], ["/cg/cgroup.procs"])
     assert argv[:2] == ["/bin/sh", "-c"] and argv[-3:] == ["/cg/cgroup.procs", "--", "true"]
-    assert not as_status and hook is None
-    assert Namespaces().wrap(["true"], [], net=False) == (["true"], False, None)
+    assert not as_status
+    assert Namespaces().wrap(["true"], []) == (["true"], False)

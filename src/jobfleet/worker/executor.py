@@ -30,6 +30,7 @@ from jobfleet.runfiles import RunFiles
 from jobfleet.worker import outcome
 from jobfleet.worker.isolation import Isolation, Limits, Prepared
 from jobfleet.worker.isolation.gpus import GpuPool
+from jobfleet.worker.isolation.namespaces import in_new_network_namespace
 from jobfleet.worker.ledger import Ledger
 from jobfleet.worker.logpump import LogPump
 from jobfleet.worker.outcome import KillReason
@@ -126,8 +127,9 @@ class Executor:
     ) -> subprocess.Popen[bytes]:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        try:
-            popen = subprocess.Popen(
+
+        def spawn() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
                 prepared.argv,
                 cwd=cwd,
                 env=env,
@@ -138,6 +140,9 @@ class Executor:
                 close_fds=True,
                 preexec_fn=prepared.preexec,
             )
+
+        try:
+            popen = in_new_network_namespace(spawn) if prepared.network_namespace else spawn()
         except BaseException:
             for fd in (out_r, err_r):
                 os.close(fd)

@@ -41,6 +41,7 @@ class Prepared:
     preexec: Callable[[], None] | None
     cgroup: RunCgroup | None
     signal_as_status: bool  # a PID-1 shell init reports "killed by N" as exit 128+N
+    network_namespace: bool = False  # spawn it in a new network namespace (loopback only)
 
 
 def worker_dir(name: str, data_dir: str) -> str:
@@ -113,26 +114,14 @@ class Isolation:
         limits = Limits(limits.memory, limits.cpu_milli, self.pids, limits.timeout)
         group = self.backend.create(run_id, limits)
         join = group.procs_files() if group is not None else []
-        wrapped, as_status, enter_net = self.namespaces.wrap(argv, join, net=net)
-        hooks = [h for h in (enter_net, self.backend.preexec(limits)) if h is not None]
-        return Prepared(wrapped, _chain(hooks), group, as_status)
+        wrapped, as_status = self.namespaces.wrap(argv, join)
+        return Prepared(wrapped, self.backend.preexec(limits), group, as_status, net)
 
     @staticmethod
     def release(prepared: Prepared) -> None:
         """Kill whatever is left in the run's cgroup and remove it."""
         if prepared.cgroup is not None:
             prepared.cgroup.remove()
-
-
-def _chain(hooks: list[Callable[[], None]]) -> Callable[[], None] | None:
-    if len(hooks) <= 1:
-        return hooks[0] if hooks else None
-
-    def run_all() -> None:
-        for hook in hooks:
-            hook()
-
-    return run_all
 
 
 def _choose(mode: Mode, worker: str) -> tuple[Backend, dict[str, str]]:
