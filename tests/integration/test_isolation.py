@@ -88,11 +88,11 @@ def test_cpu_quota_and_pids_limit_are_set_on_the_runs_cgroup(
             "cat /sys/fs/cgroup/cpu$c/cpu.cfs_quota_us; "
             'p=$(grep ":pids:" /proc/self/cgroup | cut -d: -f3); cat /sys/fs/cgroup/pids$p/pids.max'
         )
-        want = ["50000", "4096"]
+        want = ["500000", "4096"]
     else:
         mount = iso.backend.mount  # type: ignore[attr-defined]
         script = f'c={mount}$(cut -d: -f3 /proc/self/cgroup); cat "$c/cpu.max" "$c/pids.max"'
-        want = ["50000", "100000", "4096"]
+        want = ["500000", "1000000", "4096"]
     run = runner.start(["sh", "-c", script], resources={"cpu": 0.5})
     assert runner.wait(run).outcome == "succeeded", runner.log(run, "stderr")
     assert runner.log(run).split() == want

@@ -64,7 +64,7 @@ def test_cgroup2_writes_the_runs_limits(tmp_path: Path) -> None:
     group = v2.create("RUN-1", Limits(memory=64 * 2**20, cpu_milli=1500, pids=100))
     d = tmp_path / "jobfleet" / "w-1" / "RUN-1"
     assert (d / "memory.max").read_text() == str(64 * 2**20)
-    assert (d / "cpu.max").read_text() == "150000 100000"
+    assert (d / "cpu.max").read_text() == "1500000 1000000"
     assert (d / "pids.max").read_text() == "100"
     assert group.procs_files() == [str(d / "cgroup.procs")]
     (d / "memory.events").write_text("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\n")

@@ -67,6 +67,17 @@ class Backend(Protocol):
         ...
 
 
+def quota_us(cpu_milli: int, period_us: int) -> int:
+    """CPU time per period for `cpu_milli` thousandths of a core (at least 1 ms).
+
+    The period is 1 s rather than the kernel's default 100 ms: a batch job's start-up is a burst
+    (an interpreter loading, `unshare` and the init forking), and a job asking for 0.01 core
+    would otherwise be throttled for most of each 100 ms period from its first millisecond.
+    The rate is the same; only its granularity is coarser.
+    """
+    return max(1000, cpu_milli * period_us // 1000)
+
+
 def write(path: Path | str, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)

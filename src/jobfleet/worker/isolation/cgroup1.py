@@ -3,7 +3,7 @@
 Layout: `<mount>/<ctrl>/<the worker's own cgroup>/jobfleet/<worker dir>/<run id>`, so a run's
 limits nest under whatever limits the worker itself lives in. Memory: `memory.limit_in_bytes`
 (and `memory.memsw.limit_in_bytes` where swap accounting exists, so the run cannot swap past it);
-CPU: `cpu.cfs_quota_us` over a 100 ms period; pids: `pids.max`. The kernel's own OOM kill is
+CPU: `cpu.cfs_quota_us` over a 1 s period; pids: `pids.max`. The kernel's own OOM kill is
 read from `memory.oom_control` (`oom_kill`, Linux >= 4.13), else from `memory.failcnt`.
 """
 
@@ -18,6 +18,7 @@ from jobfleet.worker.isolation.base import (
     Limits,
     kill_all,
     own_cgroup,
+    quota_us,
     read,
     read_pids,
     rmdir_retry,
@@ -25,7 +26,7 @@ from jobfleet.worker.isolation.base import (
 )
 
 CONTROLLERS = ("memory", "cpu", "pids")
-PERIOD_US = 100_000
+PERIOD_US = 1_000_000  # see base.quota_us
 
 
 class V1Group:
@@ -109,6 +110,6 @@ def _apply(dirs: dict[str, Path], limits: Limits) -> None:
                 write(memsw, str(limits.memory))
     if limits.cpu_milli is not None:
         write(dirs["cpu"] / "cpu.cfs_period_us", str(PERIOD_US))
-        write(dirs["cpu"] / "cpu.cfs_quota_us", str(max(1000, limits.cpu_milli * 100)))
+        write(dirs["cpu"] / "cpu.cfs_quota_us", str(quota_us(limits.cpu_milli, PERIOD_US)))
     if limits.pids is not None:
         write(dirs["pids"] / "pids.max", str(limits.pids))

@@ -4,7 +4,7 @@ Layout: `<mount>/jobfleet/<worker dir>/<run id>`, placed at the top of the hiera
 v2's "no internal processes" rule forbids giving children controllers in the cgroup the worker
 itself lives in. The controllers are enabled down the path (`+memory +cpu +pids` in each
 `cgroup.subtree_control`). Memory: `memory.max` (and `memory.swap.max` 0); CPU: `cpu.max`
-"quota period"; pids: `pids.max`. OOM kills are counted by the kernel in `memory.events`.
+"quota period" (1 s); pids: `pids.max`. OOM kills are counted by the kernel in `memory.events`.
 Where the kernel has it, `cgroup.kill` kills every process of the run in one write.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 from jobfleet.worker.isolation.base import (
     Limits,
     kill_all,
+    quota_us,
     read,
     read_pids,
     rmdir_retry,
@@ -25,7 +26,7 @@ from jobfleet.worker.isolation.base import (
 )
 
 NEEDED = ("memory", "cpu", "pids")
-PERIOD_US = 100_000
+PERIOD_US = 1_000_000  # see base.quota_us
 
 
 def find_mount(mounts: str = "/proc/self/mounts") -> Path | None:
@@ -125,6 +126,6 @@ def _apply(path: Path, limits: Limits) -> None:
             with contextlib.suppress(OSError):
                 write(swap, "0")
     if limits.cpu_milli is not None:
-        write(path / "cpu.max", f"{max(1000, limits.cpu_milli * 100)} {PERIOD_US}")
+        write(path / "cpu.max", f"{quota_us(limits.cpu_milli, PERIOD_US)} {PERIOD_US}")
     if limits.pids is not None:
         write(path / "pids.max", str(limits.pids))
