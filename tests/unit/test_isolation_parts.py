@@ -114,3 +114,14 @@ def test_without_namespaces_the_argv_only_joins_the_cgroup() -> None:
     assert argv[:2] == ["/bin/sh", "-c"] and argv[-3:] == ["/cg/cgroup.procs", "--", "true"]
     assert not as_status
     assert Namespaces().wrap(["true"], []) == (["true"], False)
+
+
+def test_weak_isolation_is_spelled_out() -> None:
+    from jobfleet.worker.isolation import Isolation
+    from jobfleet.worker.isolation.rlimits import Rlimits
+
+    iso = Isolation(Rlimits(), Namespaces(why_not="unshare refused"), skipped={"cgroup1": "EACCES"})
+    weak = iso.weaknesses()
+    assert weak[0] == "no cgroup limits, using rlimits (cgroup1: EACCES)"
+    assert "no PID namespaces (unshare refused)" in weak
+    assert iso.info()["backend"] == "rlimits" and iso.info()["oom_detection"] is False

@@ -99,6 +99,9 @@ class Worker:
         swept = self.isolation.sweep()
         if swept:
             log.warning("removed %d run cgroups left by an earlier run of this worker", swept)
+        weak = self.isolation.weaknesses()
+        if weak:  # said at start, where the default log level shows it
+            log.warning("worker %s runs jobs with weaker isolation: %s", self.name, "; ".join(weak))
         log.info("worker %s isolation: %s", self.name, self.isolation.info())
         self.link.register_worker(
             self.name, self.shard, self.capacity, labels=self.labels, info=self.info()

@@ -100,6 +100,20 @@ class Isolation:
             out["not_usable"] = self.skipped
         return out
 
+    def weaknesses(self) -> list[str]:
+        """What this worker cannot enforce, in words (empty when it has everything)."""
+        out = []
+        if not self.backend.name.startswith("cgroup"):
+            why = ", ".join(f"{k}: {v}" for k, v in self.skipped.items()) or "by configuration"
+            out.append(f"no cgroup limits, using {self.backend.name} ({why})")
+        if not self.namespaces.pid:
+            out.append(f"no PID namespaces ({self.namespaces.why_not})")
+        if not self.namespaces.net:
+            out.append(
+                f"no network namespaces: network: none jobs fail ({self.namespaces.why_not})"
+            )
+        return out
+
     def sweep(self) -> int:
         return self.backend.sweep()
 
