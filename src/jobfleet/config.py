@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -64,6 +64,21 @@ class WorkerConfig(_Strict):
     gpu: int | None = Field(default=None, ge=0)
     labels: dict[str, str] = Field(default_factory=dict)
     grace: float = 10.0
+    isolation: Literal["auto", "cgroup2", "cgroup1", "rlimits", "none"] = "auto"
+    namespaces: bool = True
+    pids_limit: int | None = Field(default=4096, ge=8, le=4_194_304)
+    gpu_devices: list[str] | None = None
+    log_limit: int = 64 * 2**20
+
+    @field_validator("log_limit", mode="before")
+    @classmethod
+    def _log_limit(cls, v: object) -> int:
+        if not isinstance(v, str | int | float) or isinstance(v, bool):
+            raise ValueError("log_limit is bytes or a quantity like '64Mi'")
+        n = parse_memory(v)
+        if n < 4096:
+            raise ValueError("log_limit must be at least 4096 bytes")
+        return n
 
     @field_validator("memory", mode="before")
     @classmethod

@@ -90,6 +90,22 @@ class JobSpec(BaseModel):
     ttl_after_finished: float | None = None
     client_id: str | None = Field(default=None, min_length=1, max_length=256)
     labels: dict[str, str] = Field(default_factory=dict)
+    outputs: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="files (relative paths or globs) to list on the run after success",
+    )
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            parts = pattern.replace("\\", "/").split("/")
+            if not pattern or pattern.startswith("/") or ".." in parts or len(pattern) > 1024:
+                raise ValueError(
+                    f"{pattern!r}: an output is a path or glob relative to the working dir"
+                )
+        return v
 
     @field_validator("command")
     @classmethod

@@ -51,6 +51,7 @@ class Finished:
     exit_code: int | None = None
     signal: int | None = None
     failure: FailureInfo | None = None
+    outputs: list[dict[str, Any]] | None = None  # files the job listed in `outputs`: path, size
 
 
 @dataclass(frozen=True, slots=True)

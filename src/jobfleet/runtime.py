@@ -24,6 +24,7 @@ from jobfleet.store import Store
 from jobfleet.store.base import ORDER
 from jobfleet.wiring import store_from_settings
 from jobfleet.worker.agent import Worker
+from jobfleet.worker.isolation.gpus import detect_gpus
 from jobfleet.worker.local import WorkerProcess, build_worker
 
 log = logging.getLogger("jobfleet")
@@ -84,7 +85,8 @@ def detect_capacity(settings: Settings) -> Capacity:
     w = settings.worker
     cpu = w.cpu if w.cpu is not None else float(os.cpu_count() or 1)
     memory = w.memory if w.memory is not None else _total_memory()
-    return Capacity(int(cpu * 1000), memory, w.gpu or 0)
+    gpu = w.gpu if w.gpu is not None else len(detect_gpus(w.gpu_devices))
+    return Capacity(int(cpu * 1000), memory, gpu)
 
 
 def _total_memory() -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -184,6 +185,15 @@ def test_logs_prints_the_jobs_output(shared_fleet: Fleet, done_job: dict[str, An
     done = shared_fleet.cli("logs", done_job["id"])
     assert ok(done).splitlines() == ["out-line-1", "out-line-2"]
     assert "err-line-1" in done.stderr
+
+
+@pytest.mark.parametrize("shared_fleet", ["sqlite"], indirect=True)  # not about the store
+def test_logs_with_timestamps_puts_the_time_before_each_line(
+    shared_fleet: Fleet, done_job: dict[str, Any]
+) -> None:
+    lines = ok(shared_fleet.cli("logs", done_job["id"], "--stream", "stdout", "-t")).splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["out-line-1", "out-line-2"]
+    assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z ", line) for line in lines)
 
 
 @pytest.mark.parametrize("shared_fleet", ["sqlite"], indirect=True)  # not about the store

@@ -415,14 +415,19 @@ def history(state: CliState, job_id: str, fmt: str) -> None:
     help="all: the job's stdout to stdout and its stderr to stderr",
 )
 @click.option("--run", "run_id", metavar="RUN_ID", help="a run of the job (default: the latest)")
+@click.option(
+    "-t", "--timestamps", is_flag=True, help="each line after the time it was written (not with -f)"
+)
 @click.pass_obj
-def logs(state: CliState, job_id: str, follow: bool, stream: str, run_id: str | None) -> None:
+def logs(
+    state: CliState, job_id: str, follow: bool, stream: str, run_id: str | None, timestamps: bool
+) -> None:
     """A job's output (of its latest run unless --run)."""
     client = state.client()
     targets = live.log_targets(stream)
     if not follow:
         for name, out in targets:
-            out.write(client.logs(job_id, name, run_id))
+            out.write(client.logs(job_id, name, run_id, timestamps=timestamps))
             out.flush()
         return
     if len(targets) == 1:

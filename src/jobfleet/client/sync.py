@@ -218,8 +218,11 @@ class Client:
 
     # -- logs ---------------------------------------------------------------------------------
 
-    def logs(self, job_id: str, stream: str = "stdout", run: str | None = None) -> str:
-        params = _params(stream=stream, run=run)
+    def logs(
+        self, job_id: str, stream: str = "stdout", run: str | None = None, timestamps: bool = False
+    ) -> str:
+        """The run's output; with `timestamps`, each line after the time it was written."""
+        params = _params(stream=stream, run=run, timestamps="true" if timestamps else None)
         return self._request("GET", f"{_job_path(job_id)}/logs", params=params).text
 
     def follow_logs(

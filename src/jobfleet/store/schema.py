@@ -85,6 +85,7 @@ runs = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("started_at", sa.Float),
     sa.Column("finished_at", sa.Float),
+    sa.Column("outputs", JSONType),  # [{"path", "size"}] of the spec's `outputs` after success
     sa.Index("ix_runs_job", "job_id", "attempt"),
     sa.Index("ix_runs_worker_state", "worker", "state"),
 )

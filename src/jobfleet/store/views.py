@@ -29,6 +29,7 @@ def run_view(m: Mapping[Any, Any]) -> dict[str, Any]:
         "created_at": iso(m["created_at"]),
         "started_at": iso(m["started_at"]),
         "finished_at": iso(m["finished_at"]),
+        "outputs": m.get("outputs") or [],
     }
 
 

@@ -16,7 +16,7 @@ from jobfleet.models import MAX_MEMORY
 from jobfleet.protocol import Assignment, Capacity, Checkpoint, Finished, ReportResult, Started
 from jobfleet.store.base import REF_COLUMNS, JobRef
 from jobfleet.store.failures import FailureOps
-from jobfleet.store.schema import jobs, queues, runs, workers
+from jobfleet.store.schema import JSONType, jobs, queues, runs, workers
 
 ACTIVE = (RunState.LEASED.value, RunState.RUNNING.value)
 AVOID_AT_MOST = 16  # workers a job remembers to avoid (the most recent ones)
@@ -247,9 +247,16 @@ class WorkerOps(FailureOps):
                 signal=sa.bindparam("b_signal"),
                 failure=failure.as_dict() if failure else None,
                 finished_at=sa.bindparam("b_time"),
+                outputs=sa.bindparam("b_outputs", type_=JSONType),
             ),
             [
-                {"b_id": f.run_id, "b_code": f.exit_code, "b_signal": f.signal, "b_time": f.time}
+                {
+                    "b_id": f.run_id,
+                    "b_code": f.exit_code,
+                    "b_signal": f.signal,
+                    "b_time": f.time,
+                    "b_outputs": f.outputs,
+                }
                 for f in finished
             ],
         )

@@ -10,12 +10,14 @@ import logging
 import queue
 import threading
 import time
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from jobfleet.protocol import Assignment, Capacity, Checkpoint, Finished, ReportResult, Started
 from jobfleet.runfiles import RunFiles
 from jobfleet.worker.checkpoints import CheckpointWatcher
 from jobfleet.worker.executor import Executor
+from jobfleet.worker.isolation import Isolation
+from jobfleet.worker.isolation.gpus import GpuPool
 from jobfleet.worker.ledger import Ledger
 
 log = logging.getLogger("jobfleet.worker")
@@ -28,7 +30,13 @@ COALESCE = 0.01  # how long a busy worker gathers exits before it reports
 
 class Link(Protocol):
     def register_worker(
-        self, name: str, shard: str, capacity: Capacity, *, labels: dict[str, str] | None = ...
+        self,
+        name: str,
+        shard: str,
+        capacity: Capacity,
+        *,
+        labels: dict[str, str] | None = ...,
+        info: dict[str, Any] | None = ...,
     ) -> str: ...
 
     def heartbeat(self, name: str, *, lease_timeout: float) -> None: ...
@@ -58,6 +66,9 @@ class Worker:
         lease_timeout: float,
         labels: dict[str, str] | None = None,
         grace: float = 10.0,
+        isolation: Isolation | None = None,
+        gpus: GpuPool | None = None,
+        log_limit: int = 64 * 2**20,
     ) -> None:
         self.link = link
         self.name = name
@@ -66,7 +77,17 @@ class Worker:
         self.labels = labels or {}
         self.lease_timeout = lease_timeout
         self.ledger = Ledger(files.ledger(name))
-        self.executor = Executor(files, self._on_exit, grace=grace, ledger=self.ledger)
+        self.isolation = isolation or Isolation.plain()
+        self.gpus = gpus or GpuPool([])
+        self.executor = Executor(
+            files,
+            self._on_exit,
+            grace=grace,
+            ledger=self.ledger,
+            isolation=self.isolation,
+            gpus=self.gpus,
+            log_limit=log_limit,
+        )
         self._done: queue.SimpleQueue[Finished] = queue.SimpleQueue()
         self._known: set[str] = set()
         self._fencing: dict[str, int] = {}  # running run id -> its lease's fencing token
@@ -82,8 +103,21 @@ class Worker:
             log.warning(
                 "killed %d process groups left by an earlier run of this worker", len(killed)
             )
-        self.link.register_worker(self.name, self.shard, self.capacity, labels=self.labels)
+        swept = self.isolation.sweep()
+        if swept:
+            log.warning("removed %d run cgroups left by an earlier run of this worker", swept)
+        weak = self.isolation.weaknesses()
+        if weak:  # said at start, where the default log level shows it
+            log.warning("worker %s runs jobs with weaker isolation: %s", self.name, "; ".join(weak))
+        log.info("worker %s isolation: %s", self.name, self.isolation.info())
+        self.link.register_worker(
+            self.name, self.shard, self.capacity, labels=self.labels, info=self.info()
+        )
         self._thread.start()
+
+    def info(self) -> dict[str, Any]:
+        """What the worker advertises beside its capacity (workers.info)."""
+        return {"isolation": self.isolation.info(), "gpu_devices": self.gpus.devices}
 
     def wake(self) -> None:
         self._wake.set()

@@ -1,8 +1,11 @@
-"""Runs commands: one process group and working directory per run, watched through pidfds.
+"""Runs commands: one process group, working directory and sandbox per run, watched via pidfds.
 
 One reaper thread waits on every running process at once (a pidfd per process in a selector),
-enforces deadlines (SIGTERM, grace, SIGKILL of the whole group) and kills on request. When a
-process exits its whole group is killed too, so no orphan outlives its run.
+enforces deadlines (SIGTERM, grace, SIGKILL of the whole group) and kills on request. Before a
+run starts its payload is fetched, its GPUs assigned and its sandbox prepared (`Isolation`:
+a cgroup with the run's limits, PID and network namespaces); its output goes through one shared
+log pump. When the process exits its whole group and everything left in its cgroup are killed
+and the cgroup removed, so no orphan outlives its run — not even a daemonised grandchild.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import heapq
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import threading
@@ -20,12 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from jobfleet.failures import Condition, FailureInfo, bounded_message
+from jobfleet.errors import JobfleetError
 from jobfleet.protocol import Assignment, Finished
 from jobfleet.runfiles import RunFiles
+from jobfleet.worker import outcome
+from jobfleet.worker.isolation import Isolation, Limits, Prepared
+from jobfleet.worker.isolation.gpus import GpuPool
+from jobfleet.worker.isolation.namespaces import in_new_network_namespace
 from jobfleet.worker.ledger import Ledger
+from jobfleet.worker.logpump import LogPump
+from jobfleet.worker.outcome import KillReason
+from jobfleet.worker.payload import collect_outputs, fetch
 
-KillReason = Literal["cancel", "preempt", "evict", "deadline", "shutdown"]
+__all__ = ["Executor", "KillReason"]
 
 
 @dataclass
@@ -34,8 +45,10 @@ class _Proc:
     fencing: int
     popen: subprocess.Popen[bytes]
     pidfd: int
+    prepared: Prepared
+    cwd: Path
+    spec: dict[str, Any]
     killed: KillReason | None = None
-    kill_at: float | None = None  # when SIGKILL follows the SIGTERM
 
 
 @dataclass(order=True)
@@ -54,11 +67,19 @@ class Executor:
         grace: float = 10.0,
         base_env: dict[str, str] | None = None,
         ledger: Ledger | None = None,
+        isolation: Isolation | None = None,
+        gpus: GpuPool | None = None,
+        log_limit: int = 64 * 2**20,
+        payload_timeout: float = 60.0,
     ) -> None:
         self.files = files
         self.ledger = ledger
         self.on_exit = on_exit
         self.grace = grace
+        self.isolation = isolation or Isolation.plain()
+        self.gpus = gpus or GpuPool([])
+        self.payload_timeout = payload_timeout
+        self.pump = LogPump(log_limit)
         env = dict(os.environ if base_env is None else base_env)
         # A job must not inherit jobfleet's own credentials or settings.
         self.base_env = {k: v for k, v in env.items() if not k.startswith("JOBFLEET_")}
@@ -78,43 +99,82 @@ class Executor:
     def start(self, a: Assignment) -> Finished | None:
         """Start the run's process. Returns a START_ERROR result if it could not start."""
         spec = a.spec
+        prepared: Prepared | None = None
         try:
             own = spec.get("working_dir")
             self.files.prepare(a.run_id, work_dir=not own)
             cwd = Path(own) if own else self.files.work_dir(a.run_id)
-            env = self._env(a)
-            with (
-                open(self.files.log(a.run_id, "stdout"), "ab") as out,
-                open(self.files.log(a.run_id, "stderr"), "ab") as err,
-            ):
-                popen = subprocess.Popen(
-                    _argv(spec),
-                    cwd=cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-        except OSError as exc:
-            return _start_error(a, exc, own)
+            if spec.get("payload_uri"):
+                fetch(spec["payload_uri"], cwd, timeout=self.payload_timeout)
+            gpus = self.gpus.acquire(a.run_id, int(spec.get("resources", {}).get("gpu", 0)))
+            env = self._env(a, gpus)
+            argv = _argv(spec)
+            _check_program(argv[0], env, cwd)
+            prepared = self.isolation.prepare(
+                a.run_id, argv, _limits(spec), str(spec.get("network", "default"))
+            )
+            popen = self._spawn(a.run_id, prepared, cwd, env)
+        except (OSError, JobfleetError, LookupError, subprocess.SubprocessError) as exc:
+            self.gpus.release(a.run_id)
+            if prepared is not None:
+                self.isolation.release(prepared)
+            return outcome.start_error(a.run_id, a.fencing, exc, spec.get("working_dir"))
+        self._track(a, popen, prepared, cwd)
+        return None
+
+    def _spawn(
+        self, run_id: str, prepared: Prepared, cwd: Path, env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+
+        def spawn() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                prepared.argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                start_new_session=True,
+                close_fds=True,
+                preexec_fn=prepared.preexec,
+            )
+
+        try:
+            popen = in_new_network_namespace(spawn) if prepared.network_namespace else spawn()
+        except BaseException:
+            for fd in (out_r, err_r):
+                os.close(fd)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        self.pump.add(
+            run_id,
+            {out_r: self.files.log(run_id, "stdout"), err_r: self.files.log(run_id, "stderr")},
+        )
+        return popen
+
+    def _track(
+        self, a: Assignment, popen: subprocess.Popen[bytes], prepared: Prepared, cwd: Path
+    ) -> None:
         pidfd = os.pidfd_open(popen.pid)
         if self.ledger is not None:
             self.ledger.started(popen.pid)
-        proc = _Proc(a.run_id, a.fencing, popen, pidfd)
+        proc = _Proc(a.run_id, a.fencing, popen, pidfd, prepared, cwd, a.spec)
         with self._lock:
             self._procs[a.run_id] = proc
             self._sel.register(pidfd, selectors.EVENT_READ, a.run_id)
-            timeout = spec.get("timeout")
+            timeout = a.spec.get("timeout")
             if timeout:
                 heapq.heappush(self._timers, _Timer(time.time() + timeout, a.run_id, "deadline"))
         self._wake()
-        return None
 
-    def _env(self, a: Assignment) -> dict[str, str]:
+    def _env(self, a: Assignment, gpus: list[str]) -> dict[str, str]:
         env = dict(self.base_env)
         env.update(a.spec.get("env") or {})
+        env.update(self.gpus.env(gpus))
         env.update(
             JOBFLEET_JOB_ID=a.job_id,
             JOBFLEET_RUN_ID=a.run_id,
@@ -152,11 +212,15 @@ class Executor:
         while self.running() and time.time() < deadline:
             time.sleep(0.02)
         with self._lock:
-            for proc in self._procs.values():
+            leftovers = list(self._procs.values())
+            for proc in leftovers:
                 self._signal(proc, signal.SIGKILL)
             self._stop = True
         self._wake()
         self._thread.join(timeout=5)
+        for proc in leftovers:  # the reaper is gone: remove their cgroups here
+            self.isolation.release(proc.prepared)
+        self.pump.stop()
 
     @staticmethod
     def _signal(proc: _Proc, sig: signal.Signals) -> None:
@@ -206,54 +270,31 @@ class Executor:
         code = proc.popen.wait()
         os.close(proc.pidfd)
         self._signal(proc, signal.SIGKILL)  # whatever the job left behind in its group
+        group = proc.prepared.cgroup
+        oom = group.oom_killed() if group is not None else False
+        self.isolation.release(proc.prepared)  # ... and in its cgroup (setsid escapes a group)
+        self.pump.finish(run_id)
+        self.gpus.release(run_id)
         if self.ledger is not None:
             self.ledger.ended(proc.popen.pid)
         if proc.killed != "shutdown":
-            self.on_exit(self._result(proc, code))
+            self.on_exit(self._result(proc, code, oom))
 
-    def _result(self, proc: _Proc, code: int) -> Finished:
-        now = time.time()
-        exit_code, sig = (code, None) if code >= 0 else (None, -code)
-        if proc.killed == "cancel":
-            return Finished(proc.run_id, proc.fencing, "cancelled", now, exit_code, sig)
-        if code == 0 and proc.killed is None:
-            return Finished(proc.run_id, proc.fencing, "succeeded", now, 0)
-        if proc.killed == "deadline":
-            condition = Condition.DEADLINE_EXCEEDED
-        elif proc.killed == "preempt":
-            condition = Condition.PREEMPTED
-        elif proc.killed == "evict":
-            condition = Condition.EVICTED
-        else:
-            condition = Condition.EXIT_NONZERO if sig is None else Condition.SIGNALED
-        failure = self._failure(proc, condition, exit_code, sig)
-        return Finished(proc.run_id, proc.fencing, "failed", now, exit_code, sig, failure)
-
-    def _failure(
-        self, proc: _Proc, condition: Condition, exit_code: int | None, sig: int | None
-    ) -> FailureInfo:
-        message = {
-            Condition.DEADLINE_EXCEEDED: "the run passed its timeout and was killed",
-            Condition.PREEMPTED: "the run was preempted (SIGTERM, then SIGKILL after the grace)",
-            Condition.EVICTED: "the run was evicted from its worker (SIGTERM, then SIGKILL)",
-            Condition.SIGNALED: f"the process was killed by signal {sig}",
-            Condition.EXIT_NONZERO: f"the process exited with code {exit_code}",
-        }[condition]
-        return FailureInfo(
-            condition=condition,
-            exit_code=exit_code,
-            signal=sig,
-            termination_message=self._termination_message(proc.run_id),
-            message=message,
+    def _result(self, proc: _Proc, code: int, oom: bool) -> Finished:
+        patterns = proc.spec.get("outputs") or []
+        outputs = collect_outputs(proc.cwd, patterns) if patterns and code == 0 else None
+        ending = outcome.Ending(
+            proc.run_id,
+            proc.fencing,
+            code,
+            proc.killed,
+            oom,
+            proc.prepared.signal_as_status,
+            memory=_limits(proc.spec).memory,
+            outputs=outputs,
         )
-
-    def _termination_message(self, run_id: str) -> str | None:
-        """$JOBFLEET_TERMINATION_LOG if the job wrote it, else the tail of stderr (bounded)."""
-        for path in (self.files.termination_log(run_id), self.files.log(run_id, "stderr")):
-            text = _tail(path, 8192)
-            if text and text.strip():
-                return bounded_message(text.strip())
-        return None
+        files = (self.files.termination_log(proc.run_id), self.files.log(proc.run_id, "stderr"))
+        return outcome.result(ending, files)
 
 
 def _argv(spec: dict[str, Any]) -> list[str]:
@@ -264,27 +305,23 @@ def _argv(spec: dict[str, Any]) -> list[str]:
     return [str(c) for c in command]
 
 
-def _tail(path: Path, limit: int) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - limit))
-            return f.read().decode(errors="replace")
-    except OSError:
-        return None
+def _limits(spec: dict[str, Any]) -> Limits:
+    res = spec.get("resources") or {}
+    cpu = res.get("cpu")
+    return Limits(
+        memory=res.get("memory"),
+        cpu_milli=max(1, round(float(cpu) * 1000)) if cpu else None,
+        timeout=spec.get("timeout"),
+    )
 
 
-def _start_error(a: Assignment, exc: OSError, working_dir: str | None) -> Finished:
-    """START_ERROR, saying which of the two could not be used: the working dir or the command."""
-    why = exc.strerror or str(exc)
-    if working_dir is not None and str(exc.filename) == working_dir:
-        message = f"working directory {working_dir} is unusable: {why}"
-    elif isinstance(exc, FileNotFoundError):
-        message = f"command not found: {exc.filename}"
-    elif exc.filename is not None:
-        message = f"cannot run {exc.filename}: {why}"
-    else:
-        message = f"could not start the process: {why}"
-    failure = FailureInfo(condition=Condition.START_ERROR, message=message)
-    return Finished(a.run_id, a.fencing, "failed", time.time(), failure=failure)
+def _check_program(program: str, env: dict[str, str], cwd: Path) -> None:
+    """Refuse a missing program here: behind a sandbox's shell init it would only exit 127."""
+    if "/" in program:
+        path = program if os.path.isabs(program) else os.path.join(cwd, program)
+        if not os.path.exists(path):
+            raise FileNotFoundError(2, "No such file or directory", program)
+        if not os.access(path, os.X_OK):
+            raise PermissionError(13, "Permission denied", program)
+    elif shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(2, "No such file or directory", program)

@@ -23,6 +23,8 @@ from jobfleet.runfiles import RunFiles
 from jobfleet.store import Store
 from jobfleet.wiring import store_from_settings
 from jobfleet.worker.agent import Worker
+from jobfleet.worker.isolation import Isolation, worker_dir
+from jobfleet.worker.isolation.gpus import GpuPool, detect_gpus
 
 Event = multiprocessing.synchronize.Event
 
@@ -36,15 +38,27 @@ def relay(event: Event, action: Callable[[], None], stop: threading.Event | Even
 
 
 def build_worker(settings: Settings, store: Store, files: RunFiles, capacity: Capacity) -> Worker:
+    name = settings.worker.name or f"local-{os.uname().nodename}"
+    w = settings.worker
+    isolation = Isolation.detect(
+        w.isolation,
+        worker=worker_dir(name, str(files.data_dir.resolve())),
+        namespaces=w.namespaces,
+        sealed=settings.sealed,
+        pids=w.pids_limit,
+    )
     return Worker(
         store,
         files,
-        name=settings.worker.name or f"local-{os.uname().nodename}",
-        shard=settings.worker.shard,
+        name=name,
+        shard=w.shard,
         capacity=capacity,
         lease_timeout=settings.lease_timeout,
-        labels=settings.worker.labels,
-        grace=settings.worker.grace,
+        labels=w.labels,
+        grace=w.grace,
+        isolation=isolation,
+        gpus=GpuPool(detect_gpus(w.gpu_devices)),
+        log_limit=w.log_limit,
     )
 
 

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from jobfleet.errors import InvalidInput
 from jobfleet.lifecycle import JobState
 from jobfleet.models import MAX_BATCH, MAX_PRIORITY, JobSpec
+from jobfleet.sealed import sealed_errors
 from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Svc
 from jobfleet.server.problems import validation_errors
@@ -115,6 +116,14 @@ def parse_submission(raw: bytes) -> tuple[list[JobSpec], bool]:
     return specs, batch
 
 
+def refuse_unsealed(specs: list[JobSpec], batch: bool, allow: list[str]) -> None:
+    """A sealed deployment refuses remote payloads and external callbacks (422, nothing stored)."""
+    errors = sealed_errors(specs, batch=batch, allow=allow)
+    if errors:
+        first = ".".join(str(p) for p in errors[0]["loc"])
+        raise InvalidInput(f"{first}: {errors[0]['msg']}", errors[:200])
+
+
 @router.post("/jobs", status_code=201, openapi_extra=_SUBMIT_DOC, summary="Submit jobs")
 async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
     """Submit one job spec, or a batch `{"jobs": [...]}` (≤ 10,000) stored all-or-nothing."""
@@ -122,6 +131,8 @@ async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
 
     def work() -> Response:  # one trip to the thread pool: parse, store, serialise
         specs, batch = parse_submission(raw)
+        if svc.settings.sealed:
+            refuse_unsealed(specs, batch, svc.settings.callbacks.allow)
         jobs = svc.store.submit_views(specs, actor=caller.name)
         return json_response({"jobs": jobs} if batch else jobs[0], 201)
 

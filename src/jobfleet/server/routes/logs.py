@@ -1,4 +1,8 @@
-"""GET /v1/jobs/{id}/logs: a run's stdout or stderr, whole or followed live (SSE)."""
+"""GET /v1/jobs/{id}/logs: a run's stdout or stderr, whole or followed live (SSE).
+
+The worker stores each line with the time it was read in front (worker/logpump.py); plain
+text leaves it out unless `timestamps=true`. Followed lines carry it as `time`.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from jobfleet.errors import NotFound
 from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Services, Svc
 from jobfleet.server.routes.events import SSE_HEADERS, sse
+from jobfleet.worker.logpump import split_stamp, strip_timestamps
 
 router = APIRouter(prefix="/v1", tags=["logs"])
 MAX_TEXT = 16 * 2**20
@@ -32,7 +37,7 @@ def _pick_run(job: dict[str, object], run: str | None) -> dict[str, object] | No
     raise NotFound(f"job {job['id']} has no run {run!r}")
 
 
-def _read_tail(path: Path, limit: int) -> str:
+def _read_tail(path: Path, limit: int, timestamps: bool = False) -> str:
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)
@@ -42,6 +47,8 @@ def _read_tail(path: Path, limit: int) -> str:
     except FileNotFoundError:
         return ""
     text = data.decode(errors="replace")
+    if not timestamps:
+        text = strip_timestamps(text)
     return f"[… {size - limit} earlier bytes not shown]\n{text}" if size > limit else text
 
 
@@ -55,6 +62,7 @@ async def logs(
     run: str | None = None,
     follow: bool = False,
     tail: Annotated[int, Query(ge=1, le=MAX_TEXT)] = MAX_TEXT,
+    timestamps: bool = False,
 ) -> Response:
     job = await run_in_threadpool(svc.store.get_job, job_id)
     chosen = _pick_run(job, run)
@@ -62,7 +70,7 @@ async def logs(
         if chosen is None:
             return PlainTextResponse("")
         path = svc.files.log(str(chosen["id"]), stream)
-        return PlainTextResponse(await run_in_threadpool(_read_tail, path, tail))
+        return PlainTextResponse(await run_in_threadpool(_read_tail, path, tail, timestamps))
     return StreamingResponse(
         _follow(request, svc, job_id, run, stream),
         media_type="text/event-stream",
@@ -97,7 +105,7 @@ async def _follow(
         pending += chunk
         *lines, pending = pending.split(b"\n")
         if lines:
-            yield "".join(sse(None, "log", {"line": ln.decode(errors="replace")}) for ln in lines)
+            yield "".join(sse(None, "log", _line(ln)) for ln in lines)
             continue
         state = await run_in_threadpool(_run_state, svc, job_id, run_id)
         if state not in ("LEASED", "RUNNING"):
@@ -106,7 +114,7 @@ async def _follow(
             if rest:
                 for ln in rest.split(b"\n"):
                     if ln:
-                        yield sse(None, "log", {"line": ln.decode(errors="replace")})
+                        yield sse(None, "log", _line(ln))
             yield sse(None, "end", {"state": state})
             return
         await asyncio.sleep(POLL)
@@ -126,3 +134,8 @@ def _run_state(svc: Services, job_id: str, run_id: str) -> str:
         if r["id"] == run_id:
             return str(r["state"])
     return "LOST"
+
+
+def _line(raw: bytes) -> dict[str, str | None]:
+    when, text = split_stamp(raw.decode(errors="replace"))
+    return {"line": text, "time": when}
