@@ -14,6 +14,7 @@ import pytest
 from jobfleet.protocol import Assignment, Finished
 from jobfleet.runfiles import RunFiles
 from jobfleet.worker.executor import Executor
+from jobfleet.worker.logpump import strip_timestamps
 from tests.helpers import wait_for
 
 
@@ -83,8 +84,9 @@ def test_the_checkpoint_of_an_earlier_attempt_is_in_the_environment(h: Harness) 
     later = h.assignment(["sh", "-c", script], checkpoint='{"step": 3}')
     for a, expected in ((first, "unset"), (later, '{"step": 3}')):
         assert h.run(a).outcome == "succeeded"
-        out = wait_for(lambda a=a: h.files.log(a.run_id, "stdout").read_text(), what="output")
-        value, path = out.split("|")
+        log = h.files.log(a.run_id, "stdout")
+        out = strip_timestamps(wait_for(log.read_text, what="output"))
+        value, path = out.rstrip("\n").split("|")
         assert value == expected
         assert path == str(h.files.checkpoint(a.run_id))
 

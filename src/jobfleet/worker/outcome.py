@@ -85,14 +85,14 @@ def termination_message(termination_log: Path, stderr_log: Path) -> str | None:
     """$JOBFLEET_TERMINATION_LOG if the job wrote it, else the tail of stderr (bounded)."""
     text = _tail(termination_log, 8192)
     if not (text and text.strip()):
-        text = _tail(stderr_log, 16384)
+        text = _tail(stderr_log, 16384, whole_lines=True)
         text = strip_timestamps(text) if text else None
     if text and text.strip():
         return bounded_message(text.strip())
     return None
 
 
-def _tail(path: Path, limit: int) -> str | None:
+def _tail(path: Path, limit: int, *, whole_lines: bool = False) -> str | None:
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -101,8 +101,8 @@ def _tail(path: Path, limit: int) -> str | None:
             data = f.read()
     except OSError:
         return None
-    if size > limit:  # drop the first, probably cut, line
-        data = data.partition(b"\n")[2]
+    if whole_lines and size > limit:  # drop the first, cut, line (its timestamp is gone)
+        data = data.partition(b"\n")[2] or data
     return data.decode(errors="replace")
 
 
