@@ -14,14 +14,19 @@ from pathlib import Path
 
 import uvicorn
 
+from jobfleet import metrics
+from jobfleet.callbacks.deliverer import Deliverer
 from jobfleet.config import Settings
+from jobfleet.housekeeping import Retention
 from jobfleet.lifecycle import EventType
+from jobfleet.logs import setup_logging
 from jobfleet.protocol import Capacity
 from jobfleet.runfiles import RunFiles
 from jobfleet.scheduling.loop import Scheduler
 from jobfleet.server.app import create_app
 from jobfleet.store import Store
 from jobfleet.store.base import ORDER
+from jobfleet.store.outbox_write import CALLBACK
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.local import WorkerProcess, build_worker
 
@@ -110,10 +115,17 @@ class LocalStack:
         self.store = store
         self.files = RunFiles(data_dir)
         self.scheduler = Scheduler(
-            store, shards=[settings.worker.shard], lease_timeout=settings.lease_timeout
+            store,
+            shards=[settings.worker.shard],
+            lease_timeout=settings.lease_timeout,
+            on_cycle=metrics.observe_cycle,
         )
         self.app = create_app(store, settings, self.files)
         store.subscribe(self.scheduler.wake)
+        # Callbacks and retention: threads of their own, so they never slow scheduling.
+        self.deliverer = Deliverer(store, settings.callbacks)
+        store.subscribe(self.deliverer.wake, kinds=[CALLBACK])
+        self.retention = Retention(store, settings, self.files)
         capacity = detect_capacity(settings)
         self.worker: Worker | None = None
         self.child: WorkerProcess | None = None
@@ -144,6 +156,7 @@ class LocalStack:
 
     def _on_child_commit(self) -> None:
         self.scheduler.wake()
+        self.deliverer.wake()  # the child may have written outbox rows (a terminal event)
         self.app.state.services.broadcaster.notify()
 
     def start(self) -> None:
@@ -153,10 +166,14 @@ class LocalStack:
         if self.worker is not None:
             self.worker.start()
         self.scheduler.start()
+        self.deliverer.start()
+        self.retention.start()
 
     def stop(self) -> None:
         self._stopping.set()
         self.scheduler.stop()
+        self.retention.stop()
+        self.deliverer.stop()
         if self.worker is not None:
             self.worker.stop()
         if self.child is not None:
@@ -178,6 +195,7 @@ class _ForegroundServer(uvicorn.Server):
 
 def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> None:
     """Run everything in the foreground until SIGINT/SIGTERM, then shut down cleanly."""
+    setup_logging(settings.log_format)
     data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings, data_dir)
     token = admin_token(store, data_dir)
@@ -189,6 +207,7 @@ def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> 
             host=settings.host,
             port=settings.port,
             log_level="warning",
+            log_config=None,  # uvicorn's records go through setup_logging's handler
             access_log=False,
             timeout_graceful_shutdown=3,
         )

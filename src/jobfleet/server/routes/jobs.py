@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
+from jobfleet.callbacks.ingress import check_callbacks
 from jobfleet.errors import InvalidInput
 from jobfleet.lifecycle import JobState
 from jobfleet.models import MAX_BATCH, MAX_PRIORITY, JobSpec
@@ -122,6 +123,7 @@ async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
 
     def work() -> Response:  # one trip to the thread pool: parse, store, serialise
         specs, batch = parse_submission(raw)
+        check_callbacks(specs, svc.settings, svc.store.queue_secret, batch=batch)
         jobs = svc.store.submit_views(specs, actor=caller.name)
         return json_response({"jobs": jobs} if batch else jobs[0], 201)
 
