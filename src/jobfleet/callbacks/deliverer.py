@@ -68,7 +68,10 @@ class Deliverer:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        # Sends in flight finish on their own (bounded by the timeout); a row whose result is
+        # never recorded is claimed again once its claim expires.
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _loop(self) -> None:
