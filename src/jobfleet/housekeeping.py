@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from contextlib import suppress
 
 from jobfleet import metrics
@@ -24,8 +25,18 @@ PAUSE = 0.05  # seconds between two batches: let other writers in
 
 
 class Retention:
-    def __init__(self, store: Store, settings: Settings, files: RunFiles) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        files: RunFiles,
+        *,
+        before_delete: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
+        # Called before a batch is deleted: lets the event-derived metrics read the events
+        # they have not seen yet, so deleted jobs still count.
+        self.before_delete = before_delete
         self.default = settings.ttl_after_finished
         self.interval = settings.retention.interval
         self.batch = settings.retention.batch
@@ -57,6 +68,8 @@ class Retention:
             )
             if not ids:
                 break
+            if self.before_delete is not None:
+                self.before_delete()
             deleted = self.store.delete_jobs(ids)
             self._count(deleted)
             self._remove_files(deleted)

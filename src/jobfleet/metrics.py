@@ -5,8 +5,9 @@
   same whichever process serves the scrape;
 - **the event log** (counters, the latency histogram): submissions, finished jobs, retries by
   cause/condition/category, lease expiries, and queued→running latency are derived from the
-  events every process appends, read after the last one seen at scrape time. So they count what
-  the whole deployment did — the local worker process of `jobfleet up` included — since this
+  events every process appends, read after the last one seen at scrape time (and before each
+  retention batch, so the events of deleted jobs are counted first). So they count what the
+  whole deployment did — the local worker process of `jobfleet up` included — since this
   server process started;
 - **in process** (the module-level metrics below): scheduler cycle time, retention deletions,
   callback attempts — observed by the thread that does the work, so a server process exposes

@@ -125,7 +125,9 @@ class LocalStack:
         # Callbacks and retention: threads of their own, so they never slow scheduling.
         self.deliverer = Deliverer(store, settings.callbacks)
         store.subscribe(self.deliverer.wake, kinds=[CALLBACK])
-        self.retention = Retention(store, settings, self.files)
+        self.retention = Retention(
+            store, settings, self.files, before_delete=self.app.state.metrics.counters.catch_up
+        )
         capacity = detect_capacity(settings)
         self.worker: Worker | None = None
         self.child: WorkerProcess | None = None
@@ -213,17 +215,27 @@ def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> 
         )
     )
     stack.start()
-    _banner(url, token, data_dir, store, save_profile)
+    _banner(url, token, data_dir, store, save_profile, settings)
     try:
         server.run()
     finally:
-        print("jobfleet: shutting down…", file=sys.stderr, flush=True)
+        say("jobfleet: shutting down…", settings)
         stack.stop()
         store.close()
-        print("jobfleet: stopped", file=sys.stderr, flush=True)
+        say("jobfleet: stopped", settings)
 
 
-def _banner(url: str, token: AdminToken, data_dir: Path, store: Store, save: bool) -> None:
+def say(text: str, settings: Settings) -> None:
+    """A message for the person who started `up`: plain text, or a log record in JSON mode."""
+    if settings.log_format == "json":
+        log.info(text)
+    else:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _banner(
+    url: str, token: AdminToken, data_dir: Path, store: Store, save: bool, settings: Settings
+) -> None:
     from jobfleet.client.profile import save_profile
 
     if save and token.token:
@@ -239,4 +251,4 @@ def _banner(url: str, token: AdminToken, data_dir: Path, store: Store, save: boo
             "  admin token: made by another server on this database (JOBFLEET_ADMIN_TOKEN)"
         )
     lines.append("  try: jobfleet submit --wait -- echo hello")
-    print("\n".join(lines), file=sys.stderr, flush=True)
+    say("\n".join(lines), settings)
