@@ -73,6 +73,10 @@ class Deliverer:
         # Sends in flight finish on their own (bounded by the timeout); a row whose result is
         # never recorded is claimed again once its claim expires.
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            idle = self._inflight == 0
+        if idle:
+            self.http.close()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
