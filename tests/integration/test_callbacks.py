@@ -43,18 +43,19 @@ def test_outbox_rows_are_written_with_the_events_that_need_delivery(store: Store
 def test_a_failed_delivery_is_retried_with_backoff_and_the_event_id_allows_dedup(
     store: Store, tmp_path: Path
 ) -> None:
-    with receiver(statuses=[500]) as rec, stack_api(store, tmp_path, settings()) as api:
+    with receiver(statuses=[500, 503]) as rec, stack_api(store, tmp_path, settings()) as api:
         job = api.submit(command=["true"], callback_url=rec.url)
-        wait_for(lambda: len(rec.got) >= 2, timeout=20, what="two deliveries")
-        first, second = rec.got[:2]
-        assert first.body == second.body  # the same event, again: a duplicate to drop
+        wait_for(lambda: len(rec.got) >= 3, timeout=20, what="three deliveries")
+        first, retried, second = rec.got[:3]
+        assert first.body == retried.body == second.body  # the same event: duplicates to drop
         event = json.loads(second.body)
         assert event["type"] == "succeeded" and event["job_id"] == job["id"]
         assert second.headers[EVENT_HEADER] == str(event["id"])
         assert verify(SECRET, second.body, second.headers[SIGNATURE_HEADER])
         assert not verify("wrong", second.body, second.headers[SIGNATURE_HEADER])
         assert abs(int(second.headers[TIMESTAMP_HEADER]) - time.time()) < 60
-        assert second.time - first.time >= 0.3  # callbacks.backoff.initial
+        assert retried.time - first.time >= 0.3  # callbacks.backoff.initial
+        assert second.time - retried.time >= 0.6  # then doubled
         seen = {r.headers[EVENT_HEADER] for r in rec.got}
         assert len(seen) == 1 < len(rec.got)
 
@@ -65,11 +66,11 @@ def test_a_failed_delivery_is_retried_with_backoff_and_the_event_id_allows_dedup
         (item,) = wait_for(delivered, what="the delivery to be recorded")
         assert item["event_id"] == event["id"] and item["event_type"] == "succeeded"
         attempts = item["attempts"]
-        assert [a["status_code"] for a in attempts] == [500, 200]
-        assert attempts[0]["next_retry_at"] is not None and attempts[1]["next_retry_at"] is None
+        assert [a["status_code"] for a in attempts] == [500, 503, 200]
+        assert attempts[0]["next_retry_at"] is not None and attempts[2]["next_retry_at"] is None
         summary = api.job(job["id"])["callbacks"]
         assert summary["delivered"] == 1 and summary["pending"] == 0
-        assert summary["attempts"] == 2
+        assert summary["attempts"] == 3
 
 
 def test_a_4xx_answer_is_recorded_and_given_up(store: Store, tmp_path: Path) -> None:

@@ -120,3 +120,24 @@ def test_the_retention_thread_deletes_a_preview_job_and_its_files(
         assert not log.exists() and not api.stack.files.work_dir(run_id).exists()
         assert RETENTION_DELETED.labels("jobs")._value.get() >= before + 1
         assert api.job(kept["id"])["state"] == "SUCCEEDED"
+
+
+def test_checkpoints_of_a_deleted_job_go_too_when_that_table_exists(tmp_path: Path) -> None:
+    """Checkpoints are another feature's table: retention deletes its rows by job_id."""
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    store.migrate()
+    store.ensure_defaults()
+    try:
+        with store.tx() as conn:
+            conn.execute(sa.text("CREATE TABLE checkpoints (job_id VARCHAR(32), size INTEGER)"))
+        job = finish_job(store, ttl_after_finished="1s")
+        with store.tx() as conn:
+            insert = sa.text("INSERT INTO checkpoints VALUES (:j, 1), ('other', 2)")
+            conn.execute(insert, {"j": job})
+        deleted = store.delete_jobs(expired(store, finished_at(store, job) + 2))
+        assert deleted.counts["checkpoints"] == 1
+        with store.read() as conn:
+            left = conn.execute(sa.text("SELECT job_id FROM checkpoints")).scalars().all()
+        assert left == ["other"]
+    finally:
+        store.close()
