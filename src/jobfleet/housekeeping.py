@@ -74,7 +74,7 @@ class Retention:
             self._count(deleted)
             self._remove_files(deleted)
             total += deleted.counts.get("jobs", 0)
-            if len(ids) < self.batch or self._stop.wait(PAUSE):
+            if not deleted.counts.get("jobs") or len(ids) < self.batch or self._stop.wait(PAUSE):
                 break
         if total:
             log.info("retention deleted %d finished jobs", total, extra={"deleted_jobs": total})

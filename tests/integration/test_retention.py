@@ -10,8 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from jobfleet.errors import NotFound
+from jobfleet.housekeeping import Retention
 from jobfleet.metrics import RETENTION_DELETED
+from jobfleet.runfiles import RunFiles
 from jobfleet.store import Store
+from jobfleet.store.retention import Deleted
 from jobfleet.store.schema import callback_outbox, events, runs
 from tests.helpers import wait_for
 from tests.integration.opskit import finish_job, settings, stack_api
@@ -141,3 +144,22 @@ def test_checkpoints_of_a_deleted_job_go_too_when_that_table_exists(tmp_path: Pa
         assert left == ["other"]
     finally:
         store.close()
+
+
+def test_retention_deletes_in_bounded_batches(store: Store, tmp_path: Path) -> None:
+    ids = [finish_job(store, ttl_after_finished="1ms") for _ in range(5)]
+    retention = Retention(store, settings(retention={"batch": 2}), RunFiles(tmp_path))
+    calls: list[int] = []
+    store_delete = store.delete_jobs
+
+    def delete(job_ids: list[str]) -> Deleted:
+        calls.append(len(job_ids))
+        return store_delete(job_ids)
+
+    store.delete_jobs = delete  # type: ignore[method-assign]
+    wait_for(lambda: len(expired(store, time.time())) == 5, timeout=5, what="all to expire")
+    assert retention.run_once() == 5
+    assert calls == [2, 2, 1]
+    for job_id in ids:
+        with pytest.raises(NotFound):
+            store.get_job(job_id)

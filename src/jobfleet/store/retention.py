@@ -69,16 +69,19 @@ class RetentionOps(StoreBase):
             )
         found: list[str] = []
         with self.read() as conn:
+            held = self._depended_on(conn)
             for cond in conds:
                 stmt = sa.select(jobs.c.id).where(cond, jobs.c.state.in_(TERMINAL), _no_pending())
+                if held:
+                    stmt = stmt.where(jobs.c.id.not_in(list(held)))
                 found += conn.execute(stmt.limit(limit - len(found))).scalars()
                 if len(found) >= limit:
                     break
-            held = self._depended_on(conn) if found else set()
-        return [j for j in dict.fromkeys(found) if j not in held]
+        return list(dict.fromkeys(found))
 
     @staticmethod
     def _depended_on(conn: sa.Connection) -> set[str]:
+        """The jobs that WAITING jobs depend on (usually none wait: one indexed probe)."""
         specs = conn.execute(
             sa.select(jobs.c.spec).where(jobs.c.state == JobState.WAITING.value).limit(10_000)
         ).scalars()
