@@ -24,6 +24,7 @@ from pydantic import (
 from jobfleet.errors import ConfigError
 from jobfleet.failures import RetryPolicy
 from jobfleet.failures.classifier import Classifier, ErrorCategory, duplicate_names
+from jobfleet.failures.policy import Backoff
 from jobfleet.models import NAME_RE
 from jobfleet.units import parse_duration, parse_memory
 
@@ -32,6 +33,13 @@ def _duration(v: object) -> float:
     if not isinstance(v, str | int | float) or isinstance(v, bool):
         raise ValueError("a duration is a number of seconds or a string like '30s'")
     return parse_duration(v)
+
+
+def _positive(v: object) -> float:
+    seconds = _duration(v)
+    if seconds <= 0:
+        raise ValueError("must be more than 0")
+    return seconds
 
 
 class _Strict(BaseModel):
@@ -49,11 +57,43 @@ class QueueConfig(_Strict):
     weight: float = Field(default=1.0, gt=0, le=1000)
     max_running_jobs: int | None = Field(default=None, ge=0)
     retry: RetryPolicy | None = None
+    callback_secret: str | None = Field(default=None, min_length=1)
+    ttl_after_finished: float | None = None
+
+    @field_validator("ttl_after_finished", mode="before")
+    @classmethod
+    def _ttl(cls, v: object) -> float | None:
+        return None if v is None else _positive(v)
 
 
 class Callbacks(_Strict):
-    secret: str | None = None
+    """Job callbacks (PRODUCT.md §9): signing secret, allowed URL prefixes, delivery."""
+
+    secret: str | None = Field(default=None, min_length=1)
     allow: list[str] = Field(default_factory=list)
+    timeout: float = 10.0
+    max_attempts: int = Field(default=20, ge=1, le=1000)
+    backoff: Backoff = Field(default_factory=lambda: Backoff(initial=1.0, max=600.0, jitter=0.1))
+    concurrency: int = Field(default=8, ge=1, le=256)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, v: object) -> float:
+        return _positive(v)
+
+
+class MetricsConfig(_Strict):
+    auth: bool = False  # True: /metrics needs a valid bearer token
+
+
+class RetentionConfig(_Strict):
+    interval: float = 5.0  # seconds between passes of the retention thread
+    batch: int = Field(default=500, ge=1, le=10_000)  # jobs deleted per transaction
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval(cls, v: object) -> float:
+        return _positive(v)
 
 
 class WorkerConfig(_Strict):
@@ -112,6 +152,9 @@ class Settings(_Strict):
     sealed: bool = False
     ttl_after_finished: float | None = None
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("lease_timeout", "sse_heartbeat", mode="before")
     @classmethod
@@ -124,7 +167,7 @@ class Settings(_Strict):
     @field_validator("ttl_after_finished", mode="before")
     @classmethod
     def _ttl(cls, v: object) -> float | None:
-        return None if v is None else _duration(v)
+        return None if v is None else _positive(v)
 
     @field_validator("error_categories")
     @classmethod

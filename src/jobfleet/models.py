@@ -87,6 +87,9 @@ class JobSpec(BaseModel):
     network: Literal["default", "none"] = "default"
     payload_uri: str | None = Field(default=None, max_length=4096)
     callback_url: str | None = Field(default=None, max_length=4096)
+    callback_events: Literal["terminal", "all"] | None = Field(
+        default=None, description="which events callback_url receives (default: terminal)"
+    )
     ttl_after_finished: float | None = None
     client_id: str | None = Field(default=None, min_length=1, max_length=256)
     labels: dict[str, str] = Field(default_factory=dict)
@@ -129,6 +132,13 @@ class JobSpec(BaseModel):
     def _deps(cls, v: object) -> object:
         if isinstance(v, list):
             return [{"job_id": d} if isinstance(d, str) else d for d in v]
+        return v
+
+    @field_validator("callback_events")
+    @classmethod
+    def _callback_events(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and "callback_url" in info.data and info.data["callback_url"] is None:
+            raise ValueError("callback_events needs a callback_url")
         return v
 
     @field_validator("timeout", "ttl_after_finished", mode="before")

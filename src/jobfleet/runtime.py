@@ -14,14 +14,19 @@ from pathlib import Path
 
 import uvicorn
 
+from jobfleet import metrics
+from jobfleet.callbacks.deliverer import Deliverer
 from jobfleet.config import Settings
+from jobfleet.housekeeping import Retention
 from jobfleet.lifecycle import EventType
+from jobfleet.logs import setup_logging
 from jobfleet.protocol import Capacity
 from jobfleet.runfiles import RunFiles
 from jobfleet.scheduling.loop import Scheduler
 from jobfleet.server.app import create_app
 from jobfleet.store import Store
 from jobfleet.store.base import ORDER
+from jobfleet.store.outbox_write import CALLBACK
 from jobfleet.wiring import store_from_settings
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.isolation.gpus import detect_gpus
@@ -113,10 +118,19 @@ class LocalStack:
         self.store = store
         self.files = RunFiles(data_dir)
         self.scheduler = Scheduler(
-            store, shards=[settings.worker.shard], lease_timeout=settings.lease_timeout
+            store,
+            shards=[settings.worker.shard],
+            lease_timeout=settings.lease_timeout,
+            on_cycle=metrics.observe_cycle,
         )
         self.app = create_app(store, settings, self.files)
         store.subscribe(self.scheduler.wake)
+        # Callbacks and retention: threads of their own, so they never slow scheduling.
+        self.deliverer = Deliverer(store, settings.callbacks)
+        store.subscribe(self.deliverer.wake, kinds=[CALLBACK])
+        self.retention = Retention(
+            store, settings, self.files, before_delete=self.app.state.metrics.counters.catch_up
+        )
         capacity = detect_capacity(settings)
         self.worker: Worker | None = None
         self.child: WorkerProcess | None = None
@@ -147,6 +161,7 @@ class LocalStack:
 
     def _on_child_commit(self) -> None:
         self.scheduler.wake()
+        self.deliverer.wake()  # the child may have written outbox rows (a terminal event)
         self.app.state.services.broadcaster.notify()
 
     def start(self) -> None:
@@ -156,10 +171,14 @@ class LocalStack:
         if self.worker is not None:
             self.worker.start()
         self.scheduler.start()
+        self.deliverer.start()
+        self.retention.start()
 
     def stop(self) -> None:
         self._stopping.set()
         self.scheduler.stop()
+        self.retention.stop()
+        self.deliverer.stop()
         if self.worker is not None:
             self.worker.stop()
         if self.child is not None:
@@ -181,6 +200,7 @@ class _ForegroundServer(uvicorn.Server):
 
 def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> None:
     """Run everything in the foreground until SIGINT/SIGTERM, then shut down cleanly."""
+    setup_logging(settings.log_format)
     data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings, data_dir)
     token = admin_token(store, data_dir)
@@ -192,22 +212,33 @@ def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> 
             host=settings.host,
             port=settings.port,
             log_level="warning",
+            log_config=None,  # uvicorn's records go through setup_logging's handler
             access_log=False,
             timeout_graceful_shutdown=3,
         )
     )
     stack.start()
-    _banner(url, token, data_dir, store, save_profile)
+    _banner(url, token, data_dir, store, save_profile, settings)
     try:
         server.run()
     finally:
-        print("jobfleet: shutting down…", file=sys.stderr, flush=True)
+        say("jobfleet: shutting down…", settings)
         stack.stop()
         store.close()
-        print("jobfleet: stopped", file=sys.stderr, flush=True)
+        say("jobfleet: stopped", settings)
 
 
-def _banner(url: str, token: AdminToken, data_dir: Path, store: Store, save: bool) -> None:
+def say(text: str, settings: Settings) -> None:
+    """A message for the person who started `up`: plain text, or a log record in JSON mode."""
+    if settings.log_format == "json":
+        log.info(text)
+    else:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _banner(
+    url: str, token: AdminToken, data_dir: Path, store: Store, save: bool, settings: Settings
+) -> None:
     from jobfleet.client.profile import save_profile
 
     if save and token.token:
@@ -223,4 +254,4 @@ def _banner(url: str, token: AdminToken, data_dir: Path, store: Store, save: boo
             "  admin token: made by another server on this database (JOBFLEET_ADMIN_TOKEN)"
         )
     lines.append("  try: jobfleet submit --wait -- echo hello")
-    print("\n".join(lines), file=sys.stderr, flush=True)
+    say("\n".join(lines), settings)

@@ -15,16 +15,24 @@ from jobfleet.config import load_settings
 @click.option("--port", type=int, help="port to listen on (default 8360)")
 @click.option("--database", help="database URL (default: SQLite in the data dir)")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="log lines for people (text, default) or JSON lines (config: log_format)",
+)
 def up(
     data_dir: Path | None,
     host: str | None,
     port: int | None,
     database: str | None,
     config_file: str | None,
+    log_format: str | None,
 ) -> None:
     """Run server, scheduler and a local worker on this machine, in the foreground."""
     # Validate first: a bad configuration is refused before the server's imports load.
-    settings = load_settings(config_file, host=host, port=port, database=database)
+    settings = load_settings(
+        config_file, host=host, port=port, database=database, log_format=log_format
+    )
     from jobfleet.runtime import default_data_dir, run_up
 
     run_up(settings, data_dir or default_data_dir())

@@ -11,13 +11,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import jobfleet
 from jobfleet.config import Settings
+from jobfleet.metrics import Metrics
 from jobfleet.models import JobSpec
 from jobfleet.runfiles import RunFiles
 from jobfleet.server import problems
 from jobfleet.server.auth import TokenCache
 from jobfleet.server.deps import Services
 from jobfleet.server.notify import Broadcaster
-from jobfleet.server.routes import events, health, jobs, logs
+from jobfleet.server.routes import callbacks, events, health, jobs, logs, metrics
 from jobfleet.server.routes import failures as failure_routes
 from jobfleet.store import Store
 
@@ -63,10 +64,11 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     )
     app.state.services = Services(store, settings, files, broadcaster)
     app.state.tokens = TokenCache(store)
+    app.state.metrics = Metrics(store, lease_timeout=settings.lease_timeout)
     store.subscribe(broadcaster.notify)
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
-    for module in (health, jobs, events, logs):
+    for module in (health, jobs, events, logs, callbacks, metrics):
         app.include_router(module.router)
     app.include_router(failure_routes.router)
     _publish_spec_schema(app)

@@ -5,12 +5,25 @@ from __future__ import annotations
 from jobfleet.store.admin import AdminOps, Principal
 from jobfleet.store.control import ControlOps
 from jobfleet.store.intake import IntakeOps
+from jobfleet.store.outbox import OutboxOps
 from jobfleet.store.queries import EventFilter, JobFilter, QueryOps
+from jobfleet.store.retention import RetentionOps
 from jobfleet.store.scheduling import SchedulingOps
+from jobfleet.store.stats import StatsOps
 from jobfleet.store.workers import WorkerOps
 
 
-class Store(IntakeOps, QueryOps, ControlOps, SchedulingOps, WorkerOps, AdminOps):
+class Store(
+    IntakeOps,
+    QueryOps,
+    ControlOps,
+    SchedulingOps,
+    WorkerOps,
+    AdminOps,
+    OutboxOps,
+    RetentionOps,
+    StatsOps,
+):
     """All store operations over one database. Thread-safe; share one per process."""
 
 

@@ -23,6 +23,7 @@ from jobfleet.failures.policy import RetryPolicy
 from jobfleet.lifecycle import EventType, JobState, Op, transition
 from jobfleet.store import migrate as migrations
 from jobfleet.store.engine import make_engines, normalise_url
+from jobfleet.store.outbox_write import outbox_targets, write_outbox
 from jobfleet.store.schema import events, jobs
 
 WRITE_LOCK = 728132002
@@ -44,6 +45,7 @@ class JobRef:
     run_id: str | None = None
     worker: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    callback: str | None = None  # which events the job's callback_url receives (None: none)
 
     @classmethod
     def from_row(cls, row: Any) -> JobRef:
@@ -58,6 +60,7 @@ class JobRef:
             run_id=m["run_id"],
             worker=m["worker"],
             extra=dict(m),
+            callback=m.get("callback"),
         )
 
 
@@ -70,6 +73,7 @@ REF_COLUMNS = (
     jobs.c.attempt,
     jobs.c.run_id,
     jobs.c.worker,
+    jobs.c.callback,
 )
 
 
@@ -207,6 +211,7 @@ class StoreBase:
                 sets["attempt"] = jobs.c.attempt + 1
             if step.target.terminal:
                 sets["finished_at"] = now
+                sets["expires_at"] = jobs.c.ttl + now  # NULL unless the job has its own ttl
             if step.target.terminal or step.event is EventType.REQUEUED:
                 sets["preempt_requested"] = False
             for i in range(0, len(group), CHUNK):
@@ -233,7 +238,7 @@ class StoreBase:
                         ref.run_id = run_id(ref)
                     moved.append(ref)
                     evs.append(self._event(ref, step.event, now, payload))
-        self._append(conn, evs)
+        self._append(conn, evs, {r.id: r.callback for r in moved if r.callback})
         return moved
 
     def _move_one(self, conn: sa.Connection, ref: JobRef, op: Op, **kw: Any) -> JobRef:
@@ -265,12 +270,25 @@ class StoreBase:
             conn.info["locked"] = True
 
     @classmethod
-    def _append(cls, conn: sa.Connection, evs: list[dict[str, Any]]) -> None:
+    def _append(
+        cls,
+        conn: sa.Connection,
+        evs: list[dict[str, Any]],
+        callbacks: dict[str, str] | None = None,
+    ) -> None:
+        """Insert events; for jobs in `callbacks` (job id → "terminal"|"all"), also write the
+        callback outbox rows of the events they must receive, in this same transaction."""
         if not evs:
             return
         cls._lock(conn)  # before any event id is drawn
         conn.info.setdefault("kinds", set()).update(e["type"] for e in evs)
+        targets = outbox_targets(evs, callbacks) if callbacks else None
+        mark = 0
+        if targets:
+            mark = int(conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0)
         insert_many(conn, events, evs)
+        if targets:
+            write_outbox(conn, mark, targets)
 
     def _refs(self, conn: sa.Connection, where: Any, *extra_cols: Any) -> list[JobRef]:
         rows = conn.execute(sa.select(*REF_COLUMNS, *extra_cols).where(where)).all()

@@ -111,7 +111,7 @@ class IntakeOps(StoreBase):
                 evs.append({**base, "type": EventType.SUBMITTED.value, "payload": submitted})
                 evs.append({**base, "type": step.event.value, "payload": None})
             insert_many(conn, jobs, rows)
-            self._append(conn, evs)
+            self._append(conn, evs, {r["id"]: r["callback"] for r in rows if r["callback"]})
         return ids, rows
 
     @staticmethod
@@ -138,6 +138,8 @@ class IntakeOps(StoreBase):
             "search": search[:2000],
             "client_id": spec.client_id,
             "retry_of": retry_of,
+            "callback": (spec.callback_events or "terminal") if spec.callback_url else None,
+            "ttl": spec.ttl_after_finished,
             "created_at": now,
             "updated_at": now,
         }

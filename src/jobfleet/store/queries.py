@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from jobfleet.errors import InvalidInput, NotFound
 from jobfleet.store.base import StoreBase
+from jobfleet.store.outbox import callback_summary
 from jobfleet.store.schema import events, jobs, runs
 from jobfleet.store.views import event_view, history_view, job_view
 
@@ -59,7 +60,10 @@ class QueryOps(StoreBase):
             run_rows = conn.execute(
                 sa.select(runs).where(runs.c.job_id == job_id).order_by(runs.c.attempt)
             ).all()
-        return job_view(row._mapping, [r._mapping for r in run_rows])
+            view = job_view(row._mapping, [r._mapping for r in run_rows])
+            if row.callback:  # only jobs with a callback_url: one more small read
+                view["callbacks"] = callback_summary(conn, job_id)
+        return view
 
     def list_jobs(
         self, flt: JobFilter, *, limit: int = 100, cursor: str | None = None

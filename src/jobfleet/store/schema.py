@@ -50,11 +50,18 @@ jobs = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
     sa.Column("avoid_workers", JSONType),  # workers a retry should avoid (retry rule avoid_worker)
+    # Callbacks and retention (migration 0150): which events the job's callback_url receives
+    # (NULL: no callback), the job's own ttl_after_finished, and finished_at + ttl.
+    sa.Column("callback", sa.String(8)),
+    sa.Column("ttl", sa.Float),
+    sa.Column("expires_at", sa.Float),
     sa.Index("ix_jobs_queue_seq", "queue", "seq"),
     sa.Index("ix_jobs_job_set", "queue", "job_set", "seq"),
     sa.Index("ix_jobs_state_seq", "state", "seq"),
     sa.Index("ix_jobs_pending", "state", "shard", "priority", "seq"),
     sa.Index("ix_jobs_worker", "worker", "state"),
+    sa.Index("ix_jobs_expires_at", "expires_at"),
+    sa.Index("ix_jobs_finished_at", "finished_at"),
     sa.Index(
         "ux_jobs_client_id",
         "queue",
@@ -170,4 +177,25 @@ checkpoints = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index("ix_checkpoints_job", "job_id", "id"),
     sa.Index("ux_checkpoints_run", "run_id", unique=True),
+)
+
+# The callback outbox (PRODUCT.md §9): one row per event a job's callback_url must receive,
+# written in the transaction that appends the event. `state` is pending, delivered or failed
+# (given up); a deliverer claims a due row by setting `claimed_by`/`claimed_until`.
+callback_outbox = sa.Table(
+    "callback_outbox",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.BigInteger, nullable=False),
+    sa.Column("job_id", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("claimed_by", sa.String(32)),
+    sa.Column("claimed_until", sa.Float),
+    sa.Column("history", JSONType, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("delivered_at", sa.Float),
+    sa.Index("ix_callback_outbox_due", "state", "next_attempt_at"),
+    sa.Index("ix_callback_outbox_job", "job_id", "id"),
 )

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jobfleet.config import Settings
+from jobfleet.logs import setup_logging
 from jobfleet.protocol import Capacity
 from jobfleet.runfiles import RunFiles
 from jobfleet.store import Store
@@ -77,6 +78,7 @@ def child_main(
         signal.signal(sig, lambda signum, _frame: signalled.append(signum))
     parent = os.getppid()
     settings = Settings.model_validate_json(settings_json)
+    setup_logging(settings.log_format)
     store = store_from_settings(database_url, settings)
     store.subscribe(wake_parent.set)
     worker = build_worker(settings, store, RunFiles(Path(data_dir)), Capacity(*capacity))

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
+from jobfleet.callbacks.ingress import check_callbacks
 from jobfleet.errors import InvalidInput
 from jobfleet.lifecycle import JobState
 from jobfleet.models import MAX_BATCH, MAX_PRIORITY, JobSpec
@@ -133,6 +134,7 @@ async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
         specs, batch = parse_submission(raw)
         if svc.settings.sealed:
             refuse_unsealed(specs, batch, svc.settings.callbacks.allow)
+        check_callbacks(specs, svc.settings, svc.store.queue_secret, batch=batch)
         jobs = svc.store.submit_views(specs, actor=caller.name)
         return json_response({"jobs": jobs} if batch else jobs[0], 201)
 
