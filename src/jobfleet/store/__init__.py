@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from jobfleet.store.admin import AdminOps, Principal
+from jobfleet.access import Principal
+from jobfleet.store.admin import AdminOps
 from jobfleet.store.control import ControlOps
 from jobfleet.store.intake import IntakeOps
+from jobfleet.store.principals import IssuedToken, PrincipalOps
 from jobfleet.store.queries import EventFilter, JobFilter, QueryOps
 from jobfleet.store.scheduling import SchedulingOps
 from jobfleet.store.workers import WorkerOps
 
 
-class Store(IntakeOps, QueryOps, ControlOps, SchedulingOps, WorkerOps, AdminOps):
+class Store(IntakeOps, QueryOps, ControlOps, SchedulingOps, WorkerOps, AdminOps, PrincipalOps):
     """All store operations over one database. Thread-safe; share one per process."""
 
 
-__all__ = ["EventFilter", "JobFilter", "Principal", "Store"]
+__all__ = ["EventFilter", "IssuedToken", "JobFilter", "Principal", "Store"]
