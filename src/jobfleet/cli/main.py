@@ -27,7 +27,8 @@ from jobfleet.cli.specs import (
     validate_specs,
 )
 from jobfleet.client.profile import profile_path, resolve
-from jobfleet.client.sync import TERMINAL_STATES, Client
+from jobfleet.client.sync import TERMINAL_STATES
+from jobfleet.client.sync import JsonClient as Client  # the CLI prints the server's JSON as is
 from jobfleet.errors import JobfleetError, Unauthorized
 
 Json = dict[str, Any]
