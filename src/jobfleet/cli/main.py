@@ -431,7 +431,7 @@ def logs(state: CliState, job_id: str, follow: bool, stream: str, run_id: str | 
 
 @cli.group()
 def auth() -> None:
-    """Credentials."""
+    """Credentials: your token; principals and their tokens (admin)."""
 
 
 @auth.command("token")
@@ -481,10 +481,11 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from jobfleet.cli import actions, serve
+    from jobfleet.cli import actions, authcmd, serve
 
     serve.register(cli)
     actions.register(cli, OUTPUT)
+    authcmd.register(auth, OUTPUT)
 
 
 _register_commands()
