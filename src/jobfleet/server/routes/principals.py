@@ -54,7 +54,7 @@ def principal_json(who: Principal) -> dict[str, Any]:
 
 
 @router.post("/tokens", status_code=201, summary="Create a token (shown once)")
-async def create_token(body: TokenRequest, svc: Svc, _: AdminCaller) -> Response:
+async def create_token(body: TokenRequest, request: Request, svc: Svc, _: AdminCaller) -> Response:
     """The answer holds the token's secret; it is stored hashed and never shown again."""
     kind = Kind.WORKER if body.worker else Kind.USER
     issued = await run_in_threadpool(
@@ -65,6 +65,7 @@ async def create_token(body: TokenRequest, svc: Svc, _: AdminCaller) -> Response
             grants_=expand_grants(body.queues, body.verbs),
         )
     )
+    _tokens(request).clear()  # the principal's other tokens may have gained grants
     answer = {"id": issued.id, "token": issued.token, "principal": principal_json(issued.principal)}
     return json_response(answer, 201)
 
@@ -79,9 +80,13 @@ async def revoke_token(token_id: str, request: Request, svc: Svc, _: AdminCaller
     if not token_id.isalnum():
         raise InvalidInput("not a token id", [{"loc": ["path", "token_id"], "msg": token_id}])
     revoked = await run_in_threadpool(svc.store.revoke_token, token_id)
-    cache: TokenCache = request.app.state.tokens
-    cache.clear()
+    _tokens(request).clear()
     return json_response({"revoked": revoked})
+
+
+def _tokens(request: Request) -> TokenCache:
+    cache: TokenCache = request.app.state.tokens
+    return cache
 
 
 @router.get("/whoami", summary="The principal of this token")
