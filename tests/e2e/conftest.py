@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobfleet.client.sync import Client
+from jobfleet.client.sync import JsonClient as Client
 from jobfleet.store import Store
 from tests.conftest import truncate
 from tests.helpers import wait_for

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from jobfleet.client import Client, RequestFailed, ServerUnreachable, WaitTimeout
+from jobfleet.client import JsonClient as Client
+from jobfleet.client import RequestFailed, ServerUnreachable, WaitTimeout
 from jobfleet.errors import (
     Conflict,
     Forbidden,

@@ -3,12 +3,57 @@
 from __future__ import annotations
 
 import jobfleet
+import jobfleet.client
 
 
 def test_public_names_are_pinned() -> None:
-    assert sorted(jobfleet.__all__) == ["Client", "JobfleetError", "__version__"]
+    assert sorted(jobfleet.__all__) == [
+        "AsyncClient",
+        "Client",
+        "Event",
+        "FailureInfo",
+        "Job",
+        "JobPage",
+        "JobfleetError",
+        "Run",
+        "Timeout",
+        "WaitTimeout",
+        "__version__",
+    ]
     for name in jobfleet.__all__:
         assert getattr(jobfleet, name) is not None
+
+
+def test_the_sdk_package_names_are_pinned() -> None:
+    assert sorted(jobfleet.client.__all__) == [
+        "Action",
+        "AsyncClient",
+        "Client",
+        "Event",
+        "FailureInfo",
+        "HistoryEntry",
+        "Job",
+        "JobPage",
+        "JsonClient",
+        "RequestFailed",
+        "Run",
+        "ServerUnreachable",
+        "TERMINAL_STATES",
+        "WaitTimeout",
+        "error_from_response",
+        "load_profile",
+        "profile_path",
+        "save_profile",
+    ]
+
+
+def test_client_and_async_client_have_the_same_surface() -> None:
+    def public(cls: type) -> set[str]:
+        return {n for n in vars(cls) if not n.startswith("_")}
+
+    sync_only = {"close", "json", "server", "token"}
+    async_only = {"aclose", "reconnect_window", "server", "token", "timeout"}
+    assert public(jobfleet.Client) - sync_only == public(jobfleet.AsyncClient) - async_only
 
 
 def test_the_sdk_raises_one_root_error() -> None:
@@ -16,3 +61,4 @@ def test_the_sdk_raises_one_root_error() -> None:
 
     for exc in (RequestFailed, ServerUnreachable, WaitTimeout):
         assert issubclass(exc, jobfleet.JobfleetError)
+    assert jobfleet.Timeout is WaitTimeout and issubclass(jobfleet.Timeout, TimeoutError)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from jobfleet.cli.specs import batches
-from jobfleet.client.sync import Client
+from jobfleet.client.sync import JsonClient as Client
 from jobfleet.errors import JobfleetError
 
 Json = dict[str, Any]

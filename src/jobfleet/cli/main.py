@@ -27,7 +27,8 @@ from jobfleet.cli.specs import (
     validate_specs,
 )
 from jobfleet.client.profile import profile_path, resolve
-from jobfleet.client.sync import TERMINAL_STATES, Client
+from jobfleet.client.sync import TERMINAL_STATES
+from jobfleet.client.sync import JsonClient as Client  # the CLI prints the server's JSON as is
 from jobfleet.errors import JobfleetError, Unauthorized
 
 Json = dict[str, Any]
@@ -442,7 +443,7 @@ def logs(
 
 @cli.group()
 def auth() -> None:
-    """Credentials."""
+    """Credentials: your token; principals and their tokens (admin)."""
 
 
 @auth.command("token")
@@ -492,10 +493,11 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from jobfleet.cli import actions, serve
+    from jobfleet.cli import actions, authcmd, serve
 
     serve.register(cli)
     actions.register(cli, OUTPUT)
+    authcmd.register(auth, OUTPUT)
 
 
 _register_commands()

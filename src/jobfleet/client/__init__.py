@@ -1,21 +1,34 @@
-"""The Python SDK: `Client` over the jobfleet HTTP API, and the CLI's profile helpers."""
+"""The Python SDK: `Client` and `AsyncClient` over the jobfleet HTTP API, typed models, and the
+CLI's profile helpers. `JsonClient` is the same API answering with the server's JSON (dicts)."""
 
 from __future__ import annotations
 
+from jobfleet.client.aio import AsyncClient
+from jobfleet.client.models import Action, Event, FailureInfo, HistoryEntry, Job, JobPage, Run
 from jobfleet.client.profile import load_profile, profile_path, save_profile
 from jobfleet.client.sync import (
     TERMINAL_STATES,
-    Client,
+    JsonClient,
     RequestFailed,
     ServerUnreachable,
     WaitTimeout,
     error_from_response,
 )
+from jobfleet.client.typed import Client
 
 __all__ = [
     "TERMINAL_STATES",
+    "Action",
+    "AsyncClient",
     "Client",
+    "Event",
+    "FailureInfo",
+    "HistoryEntry",
+    "Job",
+    "JobPage",
+    "JsonClient",
     "RequestFailed",
+    "Run",
     "ServerUnreachable",
     "WaitTimeout",
     "error_from_response",

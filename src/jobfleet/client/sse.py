@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,24 +64,50 @@ class SSEParser:
         return SSEEvent(event=event or "message", data="\n".join(data), id=self.last_event_id)
 
 
+class LineSplitter:
+    """Incremental UTF-8 decoding and line splitting, shared by the sync and async readers."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+        self._buf = ""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        self._buf += self._decoder.decode(chunk)
+        lines, start = [], 0
+        for m in _EOL.finditer(self._buf):
+            if m.group() == "\r" and m.end() == len(self._buf):
+                break  # maybe the first half of a CRLF split across chunks
+            lines.append(self._buf[start : m.start()])
+            start = m.end()
+        self._buf = self._buf[start:]
+        return lines
+
+    def close(self) -> list[str]:
+        """The complete lines left; an unterminated last line is dropped."""
+        buf = self._buf + self._decoder.decode(b"", final=True)
+        lines, start = [], 0
+        for m in _EOL.finditer(buf):
+            lines.append(buf[start : m.start()])
+            start = m.end()
+        return lines
+
+
 def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
     """Lines of a UTF-8 byte stream, without a leading BOM or an unterminated last line."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-    buf = ""
+    splitter = LineSplitter()
     for chunk in chunks:
-        buf += decoder.decode(chunk)
-        start = 0
-        for m in _EOL.finditer(buf):
-            if m.group() == "\r" and m.end() == len(buf):
-                break  # maybe the first half of a CRLF split across chunks
-            yield buf[start : m.start()]
-            start = m.end()
-        buf = buf[start:]
-    buf += decoder.decode(b"", final=True)
-    start = 0
-    for m in _EOL.finditer(buf):
-        yield buf[start : m.start()]
-        start = m.end()
+        yield from splitter.feed(chunk)
+    yield from splitter.close()
+
+
+async def aiter_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
+    """`iter_lines` for an async byte stream."""
+    splitter = LineSplitter()
+    async for chunk in chunks:
+        for line in splitter.feed(chunk):
+            yield line
+    for line in splitter.close():
+        yield line
 
 
 def iter_events(lines: Iterable[str], parser: SSEParser | None = None) -> Iterator[SSEEvent]:

@@ -1,6 +1,8 @@
-"""The synchronous Python SDK: `Client`, over the HTTP API of PRODUCT.md §12.
+"""The synchronous HTTP client: `JsonClient`, over the HTTP API of PRODUCT.md §12.
 
-Every error it raises is a `jobfleet.errors.JobfleetError`: problem+json answers map to the class
+`JsonClient` returns the server's JSON as is (dicts); the CLI prints that. The SDK's `Client`
+(`client/typed.py`) wraps it and returns typed models. Every error it raises is a
+`jobfleet.errors.JobfleetError`: problem+json answers map to the class
 of their status, and a server that cannot be reached raises `ServerUnreachable`.
 """
 
@@ -76,8 +78,8 @@ _STATUS_CLASSES: dict[int, type[JobfleetError]] = {
 }
 
 
-class Client:
-    """A connection to one jobfleet server.
+class JsonClient:
+    """A connection to one jobfleet server; answers are the server's JSON objects.
 
     `server` and `token` default to `JOBFLEET_SERVER` / `JOBFLEET_TOKEN`, then to the profile
     saved by `jobfleet up`, then (server) to http://127.0.0.1:8360.
@@ -105,7 +107,7 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> JsonClient:
         return self
 
     def __exit__(
@@ -117,7 +119,7 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Client(server={self.server!r})"
+        return f"{type(self).__name__}(server={self.server!r})"
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -259,9 +261,10 @@ class Client:
     def watch(
         self,
         job_id: str | None = None,
-        queue: str | None = None,
-        job_set: str | None = None,
+        queue: str | Sequence[str] | None = None,
+        job_set: str | Sequence[str] | None = None,
         after: int | None = None,
+        type: str | Sequence[str] | None = None,
     ) -> Generator[Json, None, None]:
         """Events matching the filters, in id order, from just after event id `after`.
 
@@ -270,8 +273,32 @@ class Client:
         seen, so no event is missed or yielded twice. The iterator never ends by itself: break
         out of it (and `close()` it, or use `contextlib.closing`, to drop the connection).
         """
-        params = _params(job_id=job_id, queue=queue, job_set=job_set)
+        params = _params(job_id=job_id, queue=queue, job_set=job_set, type=type)
         return self._watch(params, after, deadline=None)
+
+    # -- principals and tokens (admin) -----------------------------------------------------------
+
+    def create_token(
+        self,
+        name: str,
+        queues: Sequence[str] = (),
+        verbs: Sequence[str] = (),
+        *,
+        admin: bool = False,
+        worker: bool = False,
+    ) -> Json:
+        """A new token of principal `name`: {"id", "token" (shown once), "principal"}."""
+        body = {"name": name, "queues": [*queues], "verbs": [*verbs], "admin": admin}
+        return self._json("POST", "/v1/auth/tokens", json={**body, "worker": worker})
+
+    def principals(self) -> JsonList:
+        return _items(self._json("GET", "/v1/auth/principals"))
+
+    def revoke_token(self, token_id: str) -> Json:
+        return self._json("DELETE", f"/v1/auth/tokens/{_seg(token_id)}")
+
+    def whoami(self) -> Json:
+        return self._json("GET", "/v1/auth/whoami")
 
     def wait(self, job_id: str, timeout: float | None = None) -> Json:
         """The job, once it is in a terminal state. Raises `WaitTimeout` after `timeout` s."""

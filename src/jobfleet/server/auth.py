@@ -1,4 +1,9 @@
-"""Bearer tokens. Tokens are stored hashed; lookups are cached briefly per process."""
+"""Bearer tokens. Tokens are stored hashed; lookups are cached briefly per process.
+
+`Caller` (any principal but a worker) is what job routes take; the rest of the permission seam
+(verbs per queue, admin, workers) is in `server/permissions.py`. A revoked token stops working
+at once on the server that revoked it and within CACHE_SECONDS on other replicas.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
-from jobfleet.errors import NotFound, Unauthorized
+from jobfleet.errors import Forbidden, NotFound, Unauthorized
 from jobfleet.store import Principal, Store
 
 CACHE_SECONDS = 5.0
@@ -34,8 +39,13 @@ class TokenCache:
         self._cache[token] = (time.monotonic() + CACHE_SECONDS, who)
         return who
 
+    def clear(self) -> None:
+        """Forget every cached lookup (after a revocation)."""
+        self._cache.clear()
 
-async def require_principal(request: Request) -> Principal:
+
+async def authenticate(request: Request) -> Principal:
+    """The principal of the request's bearer token, of any kind (401 without a valid one)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -45,6 +55,17 @@ async def require_principal(request: Request) -> Principal:
         )
     cache: TokenCache = request.app.state.tokens
     return await cache.principal(token.strip())
+
+
+async def require_principal(request: Request) -> Principal:
+    """A user or admin principal: a worker token gets 403 on every route but the workers'."""
+    who = await authenticate(request)
+    if who.is_worker:
+        raise Forbidden(
+            f"principal {who.name!r} holds a worker token: it may only be used by "
+            "`jobfleet worker` (routes under /v1/workers)"
+        )
+    return who
 
 
 Caller = Annotated[Principal, Depends(require_principal)]

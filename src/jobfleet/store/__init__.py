@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from jobfleet.store.admin import AdminOps, Principal
+from jobfleet.access import Principal
+from jobfleet.store.admin import AdminOps
 from jobfleet.store.control import ControlOps
 from jobfleet.store.intake import IntakeOps
 from jobfleet.store.outbox import OutboxOps
+from jobfleet.store.principals import IssuedToken, PrincipalOps
 from jobfleet.store.queries import EventFilter, JobFilter, QueryOps
 from jobfleet.store.retention import RetentionOps
 from jobfleet.store.scheduling import SchedulingOps
@@ -23,8 +25,9 @@ class Store(
     OutboxOps,
     RetentionOps,
     StatsOps,
+    PrincipalOps,
 ):
     """All store operations over one database. Thread-safe; share one per process."""
 
 
-__all__ = ["EventFilter", "JobFilter", "Principal", "Store"]
+__all__ = ["EventFilter", "IssuedToken", "JobFilter", "Principal", "Store"]

@@ -1,23 +1,17 @@
-"""Tokens, queues and shards."""
+"""Queues and shards. (Principals and tokens: store/principals.py.)"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from jobfleet.errors import Conflict, NotFound
-from jobfleet.ids import hash_token, new_id, new_token
+from jobfleet.access import Principal
 from jobfleet.store.base import StoreBase
-from jobfleet.store.schema import counters, queues, shards, tokens
+from jobfleet.store.schema import counters, queues, shards
 
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    name: str
-    admin: bool
+__all__ = ["AdminOps", "Principal"]  # Principal: re-exported for older imports
 
 
 class AdminOps(StoreBase):
@@ -47,44 +41,3 @@ class AdminOps(StoreBase):
                 conn.execute(
                     queues.insert().values(name=name, weight=weight, config=config, created_at=now)
                 )
-
-    # -- tokens -------------------------------------------------------------------------
-
-    def create_token(self, name: str, *, admin: bool = False, token: str | None = None) -> str:
-        """Store a token (hashed) and return it in clear, the only time it is seen."""
-        token = token or new_token()
-        with self.tx() as conn:
-            digest = hash_token(token)
-            if conn.execute(sa.select(tokens.c.id).where(tokens.c.hash == digest)).first():
-                raise Conflict("this token exists already")
-            conn.execute(
-                tokens.insert().values(
-                    id=new_id(), name=name, hash=digest, admin=admin, created_at=time.time()
-                )
-            )
-        return token
-
-    def ensure_token(self, name: str, token: str, *, admin: bool) -> None:
-        """Make sure `token` is valid (idempotent): for JOBFLEET_ADMIN_TOKEN."""
-        with self.read() as conn:
-            found = conn.execute(
-                sa.select(tokens.c.id).where(tokens.c.hash == hash_token(token))
-            ).first()
-        if found is None:
-            self.create_token(name, admin=admin, token=token)
-
-    def has_admin_token(self) -> bool:
-        with self.read() as conn:
-            return (
-                conn.execute(sa.select(tokens.c.id).where(tokens.c.admin == sa.true())).first()
-                is not None
-            )
-
-    def authenticate(self, token: str) -> Principal:
-        with self.read() as conn:
-            row = conn.execute(
-                sa.select(tokens.c.name, tokens.c.admin).where(tokens.c.hash == hash_token(token))
-            ).first()
-        if row is None:
-            raise NotFound("unknown token")
-        return Principal(row.name, bool(row.admin))

@@ -23,6 +23,7 @@ class JobFilter:
     states: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     text: str | None = None
+    visible: list[str] | None = None  # only jobs of these queues (None: every queue)
 
 
 @dataclass
@@ -31,6 +32,7 @@ class EventFilter:
     job_sets: list[str] = field(default_factory=list)
     job_id: str | None = None
     types: list[str] = field(default_factory=list)
+    visible: list[str] | None = None  # only events of these queues (None: every queue)
 
 
 def encode_cursor(seq: int) -> str:
@@ -64,6 +66,14 @@ class QueryOps(StoreBase):
             if row.callback:  # only jobs with a callback_url: one more small read
                 view["callbacks"] = callback_summary(conn, job_id)
         return view
+
+    def job_queue(self, job_id: str) -> str:
+        """The queue of a job (for permission checks); NotFound if there is no such job."""
+        with self.read() as conn:
+            queue = conn.execute(sa.select(jobs.c.queue).where(jobs.c.id == job_id)).scalar()
+        if queue is None:
+            raise NotFound(f"no job {job_id!r}")
+        return str(queue)
 
     def list_jobs(
         self, flt: JobFilter, *, limit: int = 100, cursor: str | None = None
@@ -99,6 +109,8 @@ class QueryOps(StoreBase):
         conds: list[Any] = []
         if flt.queue:
             conds.append(jobs.c.queue == flt.queue)
+        if flt.visible is not None:
+            conds.append(jobs.c.queue.in_(flt.visible) if flt.visible else sa.false())
         if flt.job_set:
             conds.append(jobs.c.job_set == flt.job_set)
         if flt.states:
@@ -143,6 +155,10 @@ class QueryOps(StoreBase):
                 stmt = stmt.where(events.c.job_id == flt.job_id)
             if flt.types:
                 stmt = stmt.where(events.c.type.in_(flt.types))
+            if flt.visible is not None:
+                if not flt.visible:
+                    return []
+                stmt = stmt.where(events.c.queue.in_(flt.visible))
         with self.read() as conn:
             rows = conn.execute(stmt).all()
         return [event_view(r._mapping) for r in rows]

@@ -146,14 +146,36 @@ workers = sa.Table(
     sa.Column("registered_at", sa.Float, nullable=False),
 )
 
+principals = sa.Table(
+    "principals",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # user | worker (jobfleet.access.Kind)
+    sa.Column("admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+grants = sa.Table(
+    "grants",
+    metadata,
+    sa.Column("principal_id", sa.String(32), primary_key=True),
+    sa.Column("queue", sa.String(64), primary_key=True),  # a queue name, or "*" for every queue
+    sa.Column("verb", sa.String(16), primary_key=True),  # jobfleet.access.Verb
+)
+
+# A token belongs to a principal; only the sha256 of its secret is kept, with a short prefix
+# of the secret so that people can tell their tokens apart in `jobfleet auth list`.
 tokens = sa.Table(
     "tokens",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("name", sa.String(128), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("principal_id", sa.String(32), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False, server_default=""),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_tokens_principal", "principal_id"),
 )
 
 counters = sa.Table(

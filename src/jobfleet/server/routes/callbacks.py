@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Svc
+from jobfleet.server.permissions import Principal, Verb, require
 from jobfleet.server.routes.jobs import json_response
+
+Watcher = Annotated[Principal, Depends(require(Verb.WATCH))]
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
 
 @router.get("/jobs/{job_id}/callbacks", summary="A job's callback deliveries and attempts")
-async def job_callbacks(job_id: str, svc: Svc, _: Caller) -> Response:
+async def job_callbacks(job_id: str, svc: Svc, _: Watcher) -> Response:
     """One item per event sent to the job's `callback_url`: its state (pending, delivered,
     failed = given up), its attempts (time, status code or error, next retry) and the next
     retry."""

@@ -20,6 +20,7 @@ from jobfleet.errors import InvalidInput
 from jobfleet.lifecycle import EventType
 from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Services, Svc
+from jobfleet.server.permissions import visible_queues
 from jobfleet.store import EventFilter
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -67,7 +68,7 @@ async def event_stream(
 async def events(
     request: Request,
     svc: Svc,
-    _: Caller,
+    caller: Caller,
     queue: Annotated[list[str] | None, Query()] = None,
     job_set: Annotated[list[str] | None, Query()] = None,
     job_id: str | None = None,
@@ -80,6 +81,7 @@ async def events(
         job_sets=job_set or [],
         job_id=job_id,
         types=[t.value for t in type or []],
+        visible=visible_queues(caller),
     )
     start = _resume_point(after, last_event_id)
     return StreamingResponse(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Svc
+from jobfleet.server.permissions import Principal, Verb, require
 from jobfleet.server.routes.jobs import json_response
+
+Watcher = Annotated[Principal, Depends(require(Verb.WATCH))]
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -19,7 +21,7 @@ router = APIRouter(prefix="/v1", tags=["jobs"])
 async def errors(
     job_id: str,
     svc: Svc,
-    _: Caller,
+    _: Watcher,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Response:
@@ -33,6 +35,6 @@ async def errors(
 
 
 @router.get("/jobs/{job_id}/checkpoints", summary="A job's checkpoints, newest first")
-async def checkpoints(job_id: str, svc: Svc, _: Caller) -> Response:
+async def checkpoints(job_id: str, svc: Svc, _: Watcher) -> Response:
     """The latest checkpoint of each run: `run_id`, `attempt`, `size` (bytes), `time`, `value`."""
     return json_response({"items": await run_in_threadpool(svc.store.checkpoints, job_id)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
@@ -17,10 +17,13 @@ from jobfleet.models import MAX_BATCH, MAX_PRIORITY, JobSpec
 from jobfleet.sealed import sealed_errors
 from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Svc
+from jobfleet.server.permissions import Principal, Verb, check_queue, require, visible_queues
 from jobfleet.server.problems import validation_errors
 from jobfleet.store import JobFilter
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
+Watcher = Annotated[Principal, Depends(require(Verb.WATCH))]
+"""A caller that may see the job of the path (404 for a job in a hidden queue)."""
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -132,6 +135,8 @@ async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
 
     def work() -> Response:  # one trip to the thread pool: parse, store, serialise
         specs, batch = parse_submission(raw)
+        for queue in sorted({s.queue for s in specs}):  # nothing is stored if one is refused
+            check_queue(caller, queue, Verb.SUBMIT)
         if svc.settings.sealed:
             refuse_unsealed(specs, batch, svc.settings.callbacks.allow)
         check_callbacks(specs, svc.settings, svc.store.queue_secret, batch=batch)
@@ -144,7 +149,7 @@ async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
 @router.get("/jobs", summary="List jobs, newest first")
 async def list_jobs(
     svc: Svc,
-    _: Caller,
+    caller: Caller,
     queue: str | None = None,
     job_set: str | None = None,
     state: Annotated[list[JobState] | None, Query()] = None,
@@ -160,25 +165,42 @@ async def list_jobs(
             raise InvalidInput("label filter is k=v", [{"loc": ["query", "label"], "msg": item}])
         labels[key] = value
     states = [s.value for s in state or []]
-    flt = JobFilter(queue=queue, job_set=job_set, states=states, labels=labels, text=q)
+    flt = JobFilter(
+        queue=queue,
+        job_set=job_set,
+        states=states,
+        labels=labels,
+        text=q,
+        visible=visible_queues(caller),
+    )
     items, nxt = await run_in_threadpool(svc.store.list_jobs, flt, limit=limit, cursor=cursor)
     return json_response({"items": items, "next_cursor": nxt})
 
 
 @router.get("/jobs/{job_id}", summary="Get a job")
-async def get_job(job_id: str, svc: Svc, _: Caller) -> Response:
+async def get_job(job_id: str, svc: Svc, _: Watcher) -> Response:
     return json_response(await run_in_threadpool(svc.store.get_job, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", summary="Cancel a job")
-async def cancel(job_id: str, svc: Svc, caller: Caller, body: CancelBody | None = None) -> Response:
+async def cancel(
+    job_id: str,
+    svc: Svc,
+    caller: Annotated[Principal, Depends(require(Verb.CANCEL))],
+    body: CancelBody | None = None,
+) -> Response:
     reason = body.reason if body else None
     await run_in_threadpool(lambda: svc.store.cancel(job_id, reason=reason, actor=caller.name))
     return json_response(await run_in_threadpool(svc.store.get_job, job_id))
 
 
 @router.post("/jobs/{job_id}/reprioritize", summary="Change a job's priority")
-async def reprioritize(job_id: str, body: ReprioritizeBody, svc: Svc, caller: Caller) -> Response:
+async def reprioritize(
+    job_id: str,
+    body: ReprioritizeBody,
+    svc: Svc,
+    caller: Annotated[Principal, Depends(require(Verb.REPRIORITIZE))],
+) -> Response:
     await run_in_threadpool(
         lambda: svc.store.reprioritize(job_id, body.priority, actor=caller.name)
     )
@@ -186,14 +208,18 @@ async def reprioritize(job_id: str, body: ReprioritizeBody, svc: Svc, caller: Ca
 
 
 @router.post("/jobs/{job_id}/preempt", summary="Preempt a running job")
-async def preempt(job_id: str, svc: Svc, _: Caller) -> Response:
+async def preempt(
+    job_id: str, svc: Svc, _: Annotated[Principal, Depends(require(Verb.PREEMPT))]
+) -> Response:
     """Stop the job's run (SIGTERM, grace, SIGKILL); by default it is requeued, not counted."""
     await run_in_threadpool(svc.store.preempt, job_id)
     return json_response(await run_in_threadpool(svc.store.get_job, job_id), 202)
 
 
 @router.post("/jobs/{job_id}/retry", status_code=201, summary="Submit a finished job again")
-async def retry(job_id: str, svc: Svc, caller: Caller) -> Response:
+async def retry(
+    job_id: str, svc: Svc, caller: Annotated[Principal, Depends(require(Verb.SUBMIT))]
+) -> Response:
     """A terminal job's spec submitted again as a new job, with `retry_of` set."""
     job = await run_in_threadpool(lambda: svc.store.retry_as_new(job_id, actor=caller.name))
     return json_response(job, 201)
@@ -201,7 +227,11 @@ async def retry(job_id: str, svc: Svc, caller: Caller) -> Response:
 
 @router.post("/job-sets/{queue}/{job_set}/cancel", summary="Cancel a job set")
 async def cancel_job_set(
-    queue: str, job_set: str, svc: Svc, caller: Caller, body: JobSetCancelBody | None = None
+    queue: str,
+    job_set: str,
+    svc: Svc,
+    caller: Annotated[Principal, Depends(require(Verb.CANCEL, on="queue"))],
+    body: JobSetCancelBody | None = None,
 ) -> Response:
     states = [s.value for s in body.states] if body and body.states else None
     reason = body.reason if body else None
@@ -214,10 +244,10 @@ async def cancel_job_set(
 
 
 @router.get("/jobs/{job_id}/events", summary="A job's events, in order")
-async def job_events(job_id: str, svc: Svc, _: Caller) -> Response:
+async def job_events(job_id: str, svc: Svc, _: Watcher) -> Response:
     return json_response({"items": await run_in_threadpool(svc.store.job_events, job_id)})
 
 
 @router.get("/jobs/{job_id}/history", summary="A job's timeline of transitions")
-async def history(job_id: str, svc: Svc, _: Caller) -> Response:
+async def history(job_id: str, svc: Svc, _: Watcher) -> Response:
     return json_response({"items": await run_in_threadpool(svc.store.history, job_id)})

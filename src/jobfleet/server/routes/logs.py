@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from jobfleet.errors import NotFound
-from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Services, Svc
+from jobfleet.server.permissions import Principal, Verb, require
 from jobfleet.server.routes.events import SSE_HEADERS, sse
 from jobfleet.worker.logpump import split_stamp, strip_timestamps
 
@@ -57,7 +57,7 @@ async def logs(
     job_id: str,
     request: Request,
     svc: Svc,
-    _: Caller,
+    _: Annotated[Principal, Depends(require(Verb.WATCH))],
     stream: Literal["stdout", "stderr"] = "stdout",
     run: str | None = None,
     follow: bool = False,
