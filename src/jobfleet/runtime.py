@@ -110,7 +110,10 @@ class LocalStack:
         self.store = store
         self.files = RunFiles(data_dir)
         self.scheduler = Scheduler(
-            store, shards=[settings.worker.shard], lease_timeout=settings.lease_timeout
+            store,
+            shards=[settings.worker.shard],
+            lease_timeout=settings.lease_timeout,
+            reroute_after=settings.reroute_after,
         )
         self.app = create_app(store, settings, self.files)
         store.subscribe(self.scheduler.wake)

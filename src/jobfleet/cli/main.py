@@ -480,10 +480,11 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from jobfleet.cli import actions, serve
+    from jobfleet.cli import actions, fleet, serve
 
     serve.register(cli)
     actions.register(cli, OUTPUT)
+    fleet.register(cli, OUTPUT)
 
 
 _register_commands()

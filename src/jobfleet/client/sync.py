@@ -194,6 +194,16 @@ class Client:
     def history(self, job_id: str) -> JsonList:
         return _items(self._json("GET", f"{_job_path(job_id)}/history"))
 
+    # -- the fleet ----------------------------------------------------------------------------
+
+    def workers(self) -> JsonList:
+        """Every registered worker: shard, state, capacity, allocation, last heartbeat."""
+        return _items(self._json("GET", "/v1/workers"))
+
+    def shards(self) -> JsonList:
+        """Every shard: labels, live workers, capacity, allocation, jobs in its queue."""
+        return _items(self._json("GET", "/v1/shards"))
+
     # -- logs ---------------------------------------------------------------------------------
 
     def logs(self, job_id: str, stream: str = "stdout", run: str | None = None) -> str:

@@ -100,13 +100,22 @@ class SchedulingOps(StoreBase):
     def pending(self, shard: str, *, limit: int = 2000) -> list[Demand]:
         """The shard's queue in placement order: higher priority first, then submit order."""
         stmt = (
-            sa.select(jobs.c.id, jobs.c.cpu_milli, jobs.c.memory, jobs.c.gpu)
+            sa.select(
+                jobs.c.id,
+                jobs.c.cpu_milli,
+                jobs.c.memory,
+                jobs.c.gpu,
+                jobs.c.spec["selector"].label("selector"),
+            )
             .where(jobs.c.state == JobState.SCHEDULED.value, jobs.c.shard == shard)
             .order_by(jobs.c.priority.desc(), jobs.c.seq)
             .limit(limit)
         )
         with self.read() as conn:
-            return [Demand(r.id, r.cpu_milli, r.memory, r.gpu) for r in conn.execute(stmt)]
+            return [
+                Demand(r.id, r.cpu_milli, r.memory, r.gpu, r.selector or {})
+                for r in conn.execute(stmt)
+            ]
 
     def rooms(self, shard: str, *, fresh_after: float) -> tuple[list[Room], list[Room]]:
         """(free, total) capacity of the shard's ready workers heard from since `fresh_after`."""

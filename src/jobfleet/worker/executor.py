@@ -25,7 +25,7 @@ from jobfleet.protocol import Assignment, Finished
 from jobfleet.runfiles import RunFiles
 from jobfleet.worker.ledger import Ledger
 
-KillReason = Literal["cancel", "preempt", "deadline", "shutdown"]
+KillReason = Literal["cancel", "preempt", "evict", "deadline", "shutdown"]
 
 
 @dataclass
@@ -220,6 +220,8 @@ class Executor:
             condition = Condition.DEADLINE_EXCEEDED
         elif proc.killed == "preempt":
             condition = Condition.PREEMPTED
+        elif proc.killed == "evict":
+            condition = Condition.EVICTED
         else:
             condition = Condition.EXIT_NONZERO if sig is None else Condition.SIGNALED
         failure = self._failure(proc, condition, exit_code, sig)
@@ -231,6 +233,8 @@ class Executor:
         message = {
             Condition.DEADLINE_EXCEEDED: "the run passed its timeout and was killed",
             Condition.PREEMPTED: "the run was preempted (SIGTERM, then SIGKILL after the grace)",
+            Condition.EVICTED: "the worker was drained and its drain timeout passed: the run "
+            "was evicted (SIGTERM, then SIGKILL after the grace)",
             Condition.SIGNALED: f"the process was killed by signal {sig}",
             Condition.EXIT_NONZERO: f"the process exited with code {exit_code}",
         }[condition]
