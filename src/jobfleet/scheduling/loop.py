@@ -109,18 +109,21 @@ class Scheduler:
         return moved
 
     def _route(self, states: list[ShardState], housekeeping: bool) -> int:
-        """Master routing (pure `routing.route`); jobs too large for every worker stay out."""
+        """Master routing (pure `routing.route`); jobs too large for every worker stay out.
+        Housekeeping first gives back jobs a shard could not place for `reroute_after`."""
+        moved = 0
+        if housekeeping:
+            back = reroute(self.store.stuck(older_than=time.time() - self.reroute_after), states)
+            moved += self.store.return_to_intake(back, waited=self.reroute_after)
         largest = _largest([r for s in states for r in s.totals])
         plan = route(self.store.intake(limit=ROUTE_BATCH, largest=largest), states)
-        moved = self.store.route_to(plan.moves)
+        moved += self.store.route_to(plan.moves)
         for job_id in plan.moves:
             self._reasons.pop(job_id, None)
         reasons = dict(plan.reasons)
-        if housekeeping:
-            too_big = self.store.intake(limit=50, larger_than=largest) if largest else []
+        if housekeeping and largest is not None:
+            too_big = self.store.intake(limit=50, larger_than=largest)
             reasons.update({n.job_id: explain(n, states) for n in too_big})
-            back = reroute(self.store.stuck(older_than=time.time() - self.reroute_after), states)
-            moved += self.store.return_to_intake(back, waited=self.reroute_after)
         changed = {j: r for j, r in reasons.items() if self._reasons.get(j) != r}
         self.store.set_intake_reasons(changed)
         self._reasons.update(changed)
