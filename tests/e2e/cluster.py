@@ -99,14 +99,28 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def server(self) -> Proc:
+    def server(self, *, wait: bool = True) -> Proc:
         proc = self._spawn(
             "server",
             *("server", "--database", self.database, "--port", str(self.port)),
             *("--data-dir", str(self.root / "server"), "--config", str(self.config)),
         )
-        wait_for(lambda: self._ready(proc), timeout=30, interval=0.1, what="the server")
+        if wait:
+            wait_for(lambda: self._ready(proc), timeout=60, interval=0.1, what="the server")
         return proc
+
+    def start(self, *workers: str, scheduler: bool = True) -> dict[str, Proc]:
+        """Server, scheduler and workers (1 CPU each) started side by side (a worker retries
+        until the server answers), then waited for; the workers by name."""
+        server = self.server(wait=False)
+        sched = self.scheduler(wait_leading=False) if scheduler else None
+        procs = {name: self.worker(name, wait=False) for name in workers}
+        wait_for(lambda: self._ready(server), timeout=60, interval=0.1, what="the server")
+        if sched is not None:
+            self.wait_log(sched, "leading the scheduler role")
+        for name in workers:
+            self.wait_registered(name)
+        return procs
 
     def _ready(self, proc: Proc) -> bool:
         assert proc.alive, f"server exited:\n{proc.output()}"
@@ -125,20 +139,24 @@ class Cluster:
             self.wait_log(proc, "leading the scheduler role")
         return proc
 
-    def worker(self, name: str, *extra: str, cpu: str = "1") -> Proc:
+    def worker(self, name: str, *extra: str, cpu: str = "1", wait: bool = True) -> Proc:
         proc = self._spawn(
             name,
             *("worker", "--server", self.url, "--token", TOKEN, "--name", name),
             *("--cpu", cpu, "--memory", "2Gi", "--data-dir", str(self.root / name)),
             *("--config", str(self.config), *extra),
         )
+        if wait:
+            self.wait_registered(name)
+        return proc
+
+    def wait_registered(self, name: str) -> None:
         wait_for(
             lambda: self.worker_state(name) == "READY",
-            timeout=30,
+            timeout=60,
             interval=0.1,
             what=f"worker {name} to register",
         )
-        return proc
 
     def wait_log(self, proc: Proc, text: str, timeout: float = 30) -> None:
         def seen() -> bool:

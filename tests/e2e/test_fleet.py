@@ -51,9 +51,7 @@ def test_a_killed_worker_loses_its_run_and_the_job_finishes_on_the_other(
     any_cluster: Cluster,
 ) -> None:
     c = any_cluster
-    c.server()
-    c.scheduler()
-    workers = {name: c.worker(name) for name in ("wa", "wb")}
+    workers = c.start("wa", "wb")
     job_id = c.submit(FIRST_RUN_HANGS)
     first = running_on(c, job_id)
     victim = workers[first["worker"]]
@@ -158,9 +156,7 @@ def stays_queued_for(c: Cluster, job_id: str, seconds: float) -> None:
 
 def test_a_worker_cut_off_past_its_lease_kills_the_run_it_lost(cluster: Cluster) -> None:
     c = cluster
-    c.server()
-    c.scheduler()
-    cut = c.worker("wa")
+    cut = c.start("wa")["wa"]
     job_id = c.submit(FIRST_RUN_HANGS)
     first = running_on(c, job_id)
     pid = c.run_pid(first["id"])

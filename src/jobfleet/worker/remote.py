@@ -89,7 +89,7 @@ def _start(worker: Worker, server: str, signals: list[int]) -> bool:
                 raise
             log.warning("cannot register with %s (%s); retrying in %.1fs", server, exc, delay)
         time.sleep(delay)
-        delay = min(MAX_BACKOFF, delay * 2)
+        delay = min(2.0, delay * 2)
     return False
 
 
