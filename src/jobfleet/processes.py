@@ -103,3 +103,5 @@ def setup_logging() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    for noisy in ("httpx", "httpcore", "alembic"):  # a line per request or migration step
+        logging.getLogger(noisy).setLevel(logging.WARNING)
