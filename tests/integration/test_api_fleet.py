@@ -49,7 +49,7 @@ def test_a_remote_worker_leases_starts_and_finishes_a_job_over_http(api: Api) ->
 
 def test_reconcile_tells_a_worker_to_stop_runs_it_no_longer_holds(api: Api) -> None:
     link, inc = remote_link(api)
-    answer = link.sync("remote-1", incarnation=inc, held=["not-a-run-of-yours"])
+    answer = link.sync("remote-1", incarnation=inc, held=["not-a-run-of-yours"], renew=True)
     assert answer.stop == ["not-a-run-of-yours"]
     link.close()
 
@@ -88,6 +88,6 @@ def test_an_unreachable_server_raises_after_a_few_quick_retries() -> None:
     link = HttpLink(f"http://127.0.0.1:{free_port()}", "t", attempts=2)
     started = time.monotonic()
     with pytest.raises(ServerUnreachable):
-        link.sync("w")
+        link.sync("w", renew=True)
     assert time.monotonic() - started < 5
     link.close()

@@ -77,9 +77,8 @@ def test_renew_keeps_a_live_lease_alive(store: Store) -> None:
 
 def test_runs_held_that_are_not_ours_are_to_be_stopped(store: Store) -> None:
     inc = store.register_worker(WORKER, SHARD, CAPACITY)
-    assert store.sync(WORKER, incarnation=inc, held=["someone-elses-run"]).stop == [
-        "someone-elses-run"
-    ]
+    answer = store.sync(WORKER, incarnation=inc, held=["someone-elses-run"], renew=True)
+    assert answer.stop == ["someone-elses-run"]
 
 
 def test_a_superseded_or_unknown_worker_is_told_so(store: Store) -> None:
@@ -88,7 +87,7 @@ def test_a_superseded_or_unknown_worker_is_told_so(store: Store) -> None:
     with pytest.raises(Conflict, match="superseded"):
         store.sync(WORKER, incarnation=old, renew=True)
     with pytest.raises(NotFound, match="register it again"):
-        store.sync("nobody")
+        store.sync("nobody", renew=True)
 
 
 def test_a_draining_worker_gets_no_new_leases_and_offline_loses_its_runs(store: Store) -> None:
@@ -106,7 +105,7 @@ def test_a_draining_worker_gets_no_new_leases_and_offline_loses_its_runs(store: 
             "LOST"
         )
     with pytest.raises(NotFound):
-        store.sync(WORKER, incarnation=inc)
+        store.sync(WORKER, incarnation=inc, renew=True)
 
 
 # -- routing ------------------------------------------------------------------------------------

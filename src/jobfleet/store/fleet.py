@@ -252,39 +252,40 @@ class FleetOps(WorkerOps):
         """A worker's heartbeat (`renew`), reconcile and poll in one call.
 
         Renewing extends only leases that have not expired yet: an expired lease is dead even
-        before housekeeping marks its run LOST. `held` (the runs the worker has processes for)
-        that are no longer this worker's live leases come back in `stop`.
+        before housekeeping marks its run LOST. With `renew` (every lease_timeout / 3) the
+        worker's registration is checked and `held` (the runs it has processes for) that are
+        no longer its live leases come back in `stop`; a plain poll costs two reads.
         """
         now = time.time()
-        self._check_worker(worker, incarnation, renew=renew, now=now, lease_timeout=lease_timeout)
-        held = set(held)
+        stop: list[str] = []
+        if renew:
+            self._check_worker(worker, incarnation, now=now, lease_timeout=lease_timeout)
+            stop = self._not_ours(worker, set(held), now)
+        skip = set(held) | set(exclude)
+        fresh = [a for a in self.assignments(worker, exclude=skip) if a.lease_expires_at >= now]
+        return Sync(fresh, self.orders(worker), stop)
+
+    def _not_ours(self, worker: str, held: set[str], now: float) -> list[str]:
+        if not held:
+            return []
         with self.read() as conn:
             ours = set(
                 conn.execute(
                     sa.select(runs.c.id).where(
+                        runs.c.id.in_(held),
                         runs.c.worker == worker,
                         runs.c.state.in_(ACTIVE),
                         runs.c.lease_expires_at >= now,
                     )
                 ).scalars()
             )
-        skip = held | set(exclude)
-        fresh = [a for a in self.assignments(worker, exclude=skip) if a.lease_expires_at >= now]
-        orders = {r: k for r, k in self.orders(worker).items() if r in ours}
-        return Sync(fresh, orders, sorted(held - ours))
+        return sorted(held - ours)
 
     def _check_worker(
-        self,
-        worker: str,
-        incarnation: str | None,
-        *,
-        renew: bool,
-        now: float,
-        lease_timeout: float,
+        self, worker: str, incarnation: str | None, *, now: float, lease_timeout: float
     ) -> None:
-        """The worker must be registered under this incarnation; renew its leases if asked."""
-        ctx = self.tx() if renew else self.read()
-        with ctx as conn:
+        """The worker must be registered under this incarnation; renew its live leases."""
+        with self.tx() as conn:
             row = conn.execute(
                 sa.select(workers.c.incarnation, workers.c.state).where(workers.c.name == worker)
             ).first()
@@ -295,19 +296,18 @@ class FleetOps(WorkerOps):
                     f"worker {worker} was registered again by another process: this one is "
                     "superseded (give each worker its own --name)"
                 )
-            if renew:
-                conn.execute(
-                    workers.update().where(workers.c.name == worker).values(last_heartbeat=now)
+            conn.execute(
+                workers.update().where(workers.c.name == worker).values(last_heartbeat=now)
+            )
+            conn.execute(
+                runs.update()
+                .where(
+                    runs.c.worker == worker,
+                    runs.c.state.in_(ACTIVE),
+                    runs.c.lease_expires_at >= now,
                 )
-                conn.execute(
-                    runs.update()
-                    .where(
-                        runs.c.worker == worker,
-                        runs.c.state.in_(ACTIVE),
-                        runs.c.lease_expires_at >= now,
-                    )
-                    .values(lease_expires_at=now + lease_timeout)
-                )
+                .values(lease_expires_at=now + lease_timeout)
+            )
 
     def set_worker_state(self, worker: str, state: str, *, incarnation: str | None = None) -> None:
         """READY, DRAINING (no new leases) or OFFLINE (deregistered: the runs it held are lost)."""
