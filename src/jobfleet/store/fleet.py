@@ -59,20 +59,19 @@ class FleetOps(WorkerOps):
             }
         for w in live:
             labels.setdefault(w.shard, {})
-        states = {
-            name: ShardState(name, lab, [], [], queued.get(name, (0, 0, 0)))
-            for name, lab in sorted(labels.items())
-        }
+        totals: dict[str, list[Room]] = {name: [] for name in labels}
+        free: dict[str, list[Room]] = {name: [] for name in labels}
         for w in live:
             u = used.get(w.name, (0, 0, 0, 0))
-            merged = {**labels.get(w.shard, {}), **dict(w.labels)}  # a selector sees both
-            total = Room(w.name, w.cpu_milli, w.memory, w.gpu, merged)
-            free = Room(w.name, w.cpu_milli - u[0], w.memory - u[1], w.gpu - u[2], total.labels)
-            state = states[w.shard]
-            assert isinstance(state.totals, list) and isinstance(state.free, list)
-            state.totals.append(total)
-            state.free.append(free)
-        return list(states.values())
+            merged = {**labels[w.shard], **dict(w.labels)}  # a selector sees both
+            totals[w.shard].append(Room(w.name, w.cpu_milli, w.memory, w.gpu, merged))
+            free[w.shard].append(
+                Room(w.name, w.cpu_milli - u[0], w.memory - u[1], w.gpu - u[2], merged)
+            )
+        return [
+            ShardState(name, lab, totals[name], free[name], queued.get(name, (0, 0, 0)))
+            for name, lab in sorted(labels.items())
+        ]
 
     @staticmethod
     def _used(conn: sa.Connection) -> dict[str, tuple[int, int, int, int]]:

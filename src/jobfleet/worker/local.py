@@ -44,6 +44,7 @@ def build_worker(settings: Settings, store: Store, files: RunFiles, capacity: Ca
         lease_timeout=settings.lease_timeout,
         labels=settings.worker.labels,
         grace=settings.worker.grace,
+        info={"hostname": os.uname().nodename, "pid": os.getpid(), "isolation": "process group"},
     )
 
 
