@@ -35,6 +35,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.submit
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.drain
+	$(BIN)/python -m bench.failover --database all
+	$(BIN)/python -m bench.lease_expiry --database all
 
 clean:
 	rm -rf $(VENV) .jobfleet .pytest_cache .mypy_cache .ruff_cache

@@ -120,6 +120,16 @@ class WorkerConfig(_Strict):
             raise ValueError("log_limit must be at least 4096 bytes")
         return n
 
+    # SIGTERM on `jobfleet worker`: running jobs get this long to finish, then are evicted.
+    drain_timeout: float = Field(default=300.0, ge=0)
+    # `jobfleet worker`: how often it asks the server for new leases and orders.
+    poll_interval: float = Field(default=0.5, gt=0, le=60)
+
+    @field_validator("drain_timeout", "poll_interval", mode="before")
+    @classmethod
+    def _fleet_durations(cls, v: object) -> float:
+        return _duration(v)
+
     @field_validator("memory", mode="before")
     @classmethod
     def _mem(cls, v: object) -> int | None:
@@ -133,6 +143,13 @@ class WorkerConfig(_Strict):
     @classmethod
     def _grace(cls, v: object) -> float:
         return _duration(v)
+
+
+class ShardConfig(_Strict):
+    """A shard's labels (a job's `selector` may require them); created at start."""
+
+    name: str = Field(pattern=NAME_RE)
+    labels: dict[str, str] = Field(default_factory=dict)
 
 
 class Settings(_Strict):
@@ -155,8 +172,10 @@ class Settings(_Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     log_format: Literal["text", "json"] = "text"
+    shards: list[ShardConfig] = Field(default_factory=list)
+    reroute_after: float = 60.0  # a shard that cannot place a job this long gives it back
 
-    @field_validator("lease_timeout", "sse_heartbeat", mode="before")
+    @field_validator("lease_timeout", "sse_heartbeat", "reroute_after", mode="before")
     @classmethod
     def _durations(cls, v: object) -> float:
         seconds = _duration(v)

@@ -73,3 +73,9 @@ class StaleState(Conflict):
 class ServiceUnavailable(JobfleetError):
     status = 503
     title = "Service unavailable"
+
+
+class NotLeader(ServiceUnavailable):
+    """This scheduler is no longer the leader: another one took over; it must stop acting."""
+
+    title = "Not the leader"

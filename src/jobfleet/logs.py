@@ -56,3 +56,5 @@ def setup_logging(fmt: Format = "text", level: int | str = logging.INFO) -> None
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpcore", "alembic"):  # a line per request or migration step
+        logging.getLogger(noisy).setLevel(logging.WARNING)

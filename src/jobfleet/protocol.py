@@ -68,3 +68,17 @@ class Checkpoint:
 class ReportResult:
     accepted: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # run_id -> why
+
+
+@dataclass(slots=True)
+class Sync:
+    """The reply to a worker's sync (its heartbeat and poll in one round trip).
+
+    `assignments`: new leases to start; `orders`: runs to stop for a cancel or a preemption;
+    `stop`: runs the worker says it holds that are no longer its own (their lease expired or
+    was given to another): it must kill them at once, and its reports for them are refused.
+    """
+
+    assignments: list[Assignment] = field(default_factory=list)
+    orders: dict[str, Literal["cancel", "preempt"]] = field(default_factory=dict)
+    stop: list[str] = field(default_factory=list)

@@ -122,6 +122,7 @@ class LocalStack:
             shards=[settings.worker.shard],
             lease_timeout=settings.lease_timeout,
             on_cycle=metrics.observe_cycle,
+            reroute_after=settings.reroute_after,
         )
         self.app = create_app(store, settings, self.files)
         store.subscribe(self.scheduler.wake)

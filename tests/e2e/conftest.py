@@ -261,3 +261,8 @@ def shared_fleet(
         yield f.start()
     finally:
         finish(f)
+
+
+from tests.e2e.cluster import any_cluster, cluster  # noqa: E402  (fleet fixtures)
+
+__all__ = ["any_cluster", "cluster"]

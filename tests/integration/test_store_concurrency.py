@@ -312,3 +312,26 @@ def test_concurrent_submitters_then_a_resumed_stream_has_no_gap_and_no_duplicate
         assert [e["type"] for e in j_events] == ["submitted", "queued"]
     # The reader that tailed while they wrote saw exactly the same ids: no gap, no duplicate.
     assert tailed == ids
+
+
+def test_two_master_routers_with_their_own_plans_move_each_job_exactly_once(
+    store: Store, other: Store
+) -> None:
+    """`route_to` (the master router's write): both see the same intake and send every job to
+    a different shard; each job still lands in exactly one shard with one `scheduled` event."""
+    ids = store.submit([spec() for _ in range(120)])
+    moved: dict[str, int] = {}
+
+    def router(s: Store, shard: str) -> Callable[[], None]:
+        def go() -> None:
+            moved[shard] = s.route_to({n.job_id: shard for n in s.intake()})
+
+        return go
+
+    run_together([router(store, "east"), router(other, "west")])
+
+    assert moved["east"] + moved["west"] == len(ids)
+    per_job = events_of(store, ids)
+    for job_id in ids:
+        scheduled = [e for e in per_job[job_id] if e["type"] == "scheduled"]
+        assert len(scheduled) == 1 and scheduled[0]["shard"] == store.get_job(job_id)["shard"]

@@ -493,11 +493,12 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from jobfleet.cli import actions, authcmd, serve
+    from jobfleet.cli import actions, authcmd, fleet, serve
 
     serve.register(cli)
     actions.register(cli, OUTPUT)
     authcmd.register(auth, OUTPUT)
+    fleet.register(cli, OUTPUT)
 
 
 _register_commands()

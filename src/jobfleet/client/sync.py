@@ -218,6 +218,16 @@ class JsonClient:
         """The job's checkpoints (the latest of each run), newest first."""
         return _items(self._json("GET", f"{_job_path(job_id)}/checkpoints"))
 
+    # -- the fleet ----------------------------------------------------------------------------
+
+    def workers(self) -> JsonList:
+        """Every registered worker: shard, state, capacity, allocation, last heartbeat."""
+        return _items(self._json("GET", "/v1/workers"))
+
+    def shards(self) -> JsonList:
+        """Every shard: labels, live workers, capacity, allocation, jobs in its queue."""
+        return _items(self._json("GET", "/v1/shards"))
+
     # -- logs ---------------------------------------------------------------------------------
 
     def logs(

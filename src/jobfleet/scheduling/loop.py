@@ -9,13 +9,16 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from jobfleet.errors import NotLeader
 from jobfleet.protocol import Capacity
 from jobfleet.scheduling.placement import Room, place
+from jobfleet.scheduling.routing import ShardState, explain, reroute, route
 
 if TYPE_CHECKING:
     from jobfleet.store import Store
 
 log = logging.getLogger("jobfleet.scheduler")
+ROUTE_BATCH = 2000  # queued jobs routed per pass
 PLACE_BATCH = 500  # jobs considered per placement pass; passes repeat while they make progress
 BUSY_WINDOW = 0.2  # seconds since the last big cycle during which we count as busy
 BUSY_BATCH = 32  # a cycle moving this many jobs is "big": a lone job never waits to coalesce
@@ -35,9 +38,15 @@ class Scheduler:
         lease_timeout: float,
         housekeeping_every: float = 1.0,
         on_cycle: CycleHook | None = None,
+        reroute_after: float = 60.0,
+        gate: Callable[[], bool] | None = None,
+        poll: float | None = None,
     ) -> None:
         self.store = store
-        self.shards = shards
+        self.shards = shards  # known from the start; shards of live workers are found each cycle
+        self.reroute_after = reroute_after
+        self.gate = gate  # leader election: a cycle acts only while it returns True
+        self.poll = poll  # in a process of its own nothing wakes it: look this often
         self.lease_timeout = lease_timeout
         self.housekeeping_every = housekeeping_every
         self.on_cycle = on_cycle
@@ -65,6 +74,8 @@ class Scheduler:
                 while (moved := self._timed_cycle()) and not self._stop.is_set():
                     if moved >= BUSY_BATCH:
                         last_busy = time.monotonic()
+            except NotLeader as exc:
+                log.warning("%s: standing by", exc)
             except Exception:
                 log.exception("scheduler cycle failed; retrying")
                 self._stop.wait(0.5)
@@ -79,6 +90,8 @@ class Scheduler:
     def _idle_timeout(self) -> float:
         until_housekeeping = self._next_housekeeping - time.monotonic()
         timeout = max(0.01, min(self.housekeeping_every, until_housekeeping))
+        if self.poll is not None:
+            timeout = min(timeout, self.poll)
         backoff = self.store.next_backoff()
         if backoff is not None:
             timeout = min(timeout, max(0.01, backoff - time.time()))
@@ -93,20 +106,41 @@ class Scheduler:
         return moved
 
     def cycle(self) -> int:
-        """One scheduling pass over every shard; returns how many jobs moved."""
+        """One pass: route the intake to shards, then place each shard's queue on its workers;
+        returns how many jobs moved. A standby (the gate says no) does nothing."""
+        if self.gate is not None and not self.gate():
+            return 0
         moved = 0
         housekeeping = time.monotonic() >= self._next_housekeeping
         if housekeeping:
             moved += self.store.expire_leases() + self.store.resolve_dependencies()
             self._next_housekeeping = time.monotonic() + self.housekeeping_every
-        for shard in self.shards:
-            free, totals = self.store.rooms(shard, fresh_after=time.time() - self.lease_timeout)
-            largest = _largest(totals)
-            if housekeeping:
-                self.store.mark_unroutable(shard, largest)
-            if largest is not None:
-                moved += self.store.route(shard, largest)
-                moved += self._place(shard, free, totals)
+        states = self.store.shard_states(fresh_after=time.time() - self.lease_timeout)
+        moved += self._route(states, housekeeping)
+        for state in states:
+            if state.totals:
+                moved += self._place(state.name, list(state.free), list(state.totals))
+        return moved
+
+    def _route(self, states: list[ShardState], housekeeping: bool) -> int:
+        """Master routing (pure `routing.route`); jobs too large for every worker stay out.
+        Housekeeping first gives back jobs a shard could not place for `reroute_after`."""
+        moved = 0
+        if housekeeping:
+            back = reroute(self.store.stuck(older_than=time.time() - self.reroute_after), states)
+            moved += self.store.return_to_intake(back, waited=self.reroute_after)
+        largest = _largest([r for s in states for r in s.totals])
+        plan = route(self.store.intake(limit=ROUTE_BATCH, largest=largest), states)
+        moved += self.store.route_to(plan.moves)
+        for job_id in plan.moves:
+            self._reasons.pop(job_id, None)
+        reasons = dict(plan.reasons)
+        if housekeeping and largest is not None:
+            too_big = self.store.intake(limit=50, larger_than=largest)
+            reasons.update({n.job_id: explain(n, states) for n in too_big})
+        changed = {j: r for j, r in reasons.items() if self._reasons.get(j) != r}
+        self.store.set_intake_reasons(changed)
+        self._reasons.update(changed)
         return moved
 
     def _place(self, shard: str, free: list[Room], totals: list[Room]) -> int:

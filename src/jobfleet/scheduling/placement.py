@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from jobfleet.scheduling.avoid import usable
@@ -15,6 +15,7 @@ class Demand:
     memory: int
     gpu: int = 0
     avoid: frozenset[str] = frozenset()  # workers not to use if another can hold it
+    selector: Mapping[str, str] = field(default_factory=dict)  # labels the worker must have
 
 
 @dataclass(slots=True)
@@ -28,7 +29,12 @@ class Room:
     labels: dict[str, str] = field(default_factory=dict)
 
     def fits(self, d: Demand) -> bool:
-        return d.cpu_milli <= self.cpu_milli and d.memory <= self.memory and d.gpu <= self.gpu
+        return (
+            d.cpu_milli <= self.cpu_milli
+            and d.memory <= self.memory
+            and d.gpu <= self.gpu
+            and all(self.labels.get(k) == v for k, v in d.selector.items())
+        )
 
     def take(self, d: Demand) -> None:
         self.cpu_milli -= d.cpu_milli

@@ -18,7 +18,16 @@ from jobfleet.server import problems
 from jobfleet.server.auth import TokenCache
 from jobfleet.server.deps import Services
 from jobfleet.server.notify import Broadcaster
-from jobfleet.server.routes import callbacks, events, health, jobs, logs, metrics, principals
+from jobfleet.server.routes import (
+    callbacks,
+    events,
+    fleet,
+    health,
+    jobs,
+    logs,
+    metrics,
+    principals,
+)
 from jobfleet.server.routes import failures as failure_routes
 from jobfleet.store import Store
 
@@ -68,7 +77,7 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     store.subscribe(broadcaster.notify)
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
-    for module in (health, jobs, events, logs, callbacks, metrics, principals):
+    for module in (health, jobs, events, logs, callbacks, metrics, principals, fleet):
         app.include_router(module.router)
     app.include_router(failure_routes.router)
     _publish_spec_schema(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from jobfleet.access import Principal
 from jobfleet.store.admin import AdminOps
 from jobfleet.store.control import ControlOps
+from jobfleet.store.fleet import FleetOps
 from jobfleet.store.intake import IntakeOps
 from jobfleet.store.outbox import OutboxOps
 from jobfleet.store.principals import IssuedToken, PrincipalOps
@@ -20,6 +21,7 @@ class Store(
     QueryOps,
     ControlOps,
     SchedulingOps,
+    FleetOps,
     WorkerOps,
     AdminOps,
     OutboxOps,

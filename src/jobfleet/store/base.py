@@ -121,6 +121,9 @@ class StoreBase:
         self.retry_default = retry_default or RetryPolicy()
         self.classifier = classifier or Classifier()
         self._listeners: list[tuple[Callable[[], None], frozenset[str] | None]] = []
+        # A check run first in every write transaction (after the write lock): the leader
+        # scheduler's fence, which refuses to write once another leader took over.
+        self.fence: Callable[[sa.Connection], None] | None = None
 
     # -- lifecycle of the store -------------------------------------------------------------
 
@@ -155,8 +158,10 @@ class StoreBase:
         """
         with self.writer.begin() as conn:
             conn.info["locked"] = False
-            if not late_lock:
+            if not late_lock or self.fence is not None:
                 self._lock(conn)
+            if self.fence is not None:
+                self.fence(conn)
             conn.info["kinds"] = set()
             yield conn
             kinds: set[str] = conn.info.pop("kinds", set())

@@ -100,14 +100,28 @@ class SchedulingOps(StoreBase):
     def pending(self, shard: str, *, limit: int = 2000) -> list[Demand]:
         """The shard's queue in placement order: higher priority first, then submit order."""
         stmt = (
-            sa.select(jobs.c.id, jobs.c.cpu_milli, jobs.c.memory, jobs.c.gpu, jobs.c.avoid_workers)
+            sa.select(
+                jobs.c.id,
+                jobs.c.cpu_milli,
+                jobs.c.memory,
+                jobs.c.gpu,
+                jobs.c.avoid_workers,
+                jobs.c.spec["selector"].label("selector"),
+            )
             .where(jobs.c.state == JobState.SCHEDULED.value, jobs.c.shard == shard)
             .order_by(jobs.c.priority.desc(), jobs.c.seq)
             .limit(limit)
         )
         with self.read() as conn:
             return [
-                Demand(r.id, r.cpu_milli, r.memory, r.gpu, frozenset(r.avoid_workers or ()))
+                Demand(
+                    r.id,
+                    r.cpu_milli,
+                    r.memory,
+                    r.gpu,
+                    avoid=frozenset(r.avoid_workers or ()),
+                    selector=r.selector or {},
+                )
                 for r in conn.execute(stmt)
             ]
 

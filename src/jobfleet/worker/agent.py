@@ -10,9 +10,11 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Literal, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from jobfleet.protocol import Assignment, Capacity, Checkpoint, Finished, ReportResult, Started
+from jobfleet.errors import Conflict, NotFound
+from jobfleet.protocol import Capacity, Checkpoint, Finished, ReportResult, Started, Sync
 from jobfleet.runfiles import RunFiles
 from jobfleet.worker.checkpoints import CheckpointWatcher
 from jobfleet.worker.executor import Executor
@@ -29,6 +31,8 @@ COALESCE = 0.01  # how long a busy worker gathers exits before it reports
 
 
 class Link(Protocol):
+    """How a worker talks to the server: the store itself under `up`, HTTP on a fleet."""
+
     def register_worker(
         self,
         name: str,
@@ -39,11 +43,16 @@ class Link(Protocol):
         info: dict[str, Any] | None = ...,
     ) -> str: ...
 
-    def heartbeat(self, name: str, *, lease_timeout: float) -> None: ...
-
-    def assignments(self, worker: str, *, exclude: set[str] | None = ...) -> list[Assignment]: ...
-
-    def orders(self, worker: str) -> dict[str, Literal["cancel", "preempt"]]: ...
+    def sync(
+        self,
+        worker: str,
+        *,
+        incarnation: str | None = ...,
+        held: Iterable[str] = ...,
+        exclude: Iterable[str] = ...,
+        renew: bool = ...,
+        lease_timeout: float = ...,
+    ) -> Sync: ...
 
     def report(
         self,
@@ -52,6 +61,10 @@ class Link(Protocol):
         finished: list[Finished],
         checkpoints: list[Checkpoint] | None = ...,
     ) -> ReportResult: ...
+
+    def set_worker_state(
+        self, worker: str, state: str, *, incarnation: str | None = ...
+    ) -> None: ...
 
 
 class Worker:
@@ -69,16 +82,28 @@ class Worker:
         isolation: Isolation | None = None,
         gpus: GpuPool | None = None,
         log_limit: int = 64 * 2**20,
+        info: dict[str, Any] | None = None,
+        max_backoff: float = 0.5,
+        poll: float | None = None,
     ) -> None:
         self.link = link
         self.name = name
         self.shard = shard
         self.capacity = capacity
         self.labels = labels or {}
+        self.max_backoff = max_backoff  # longest wait between retries when the link fails
+        self.poll = poll
+        self.incarnation: str | None = None
         self.lease_timeout = lease_timeout
         self.ledger = Ledger(files.ledger(name))
         self.isolation = isolation or Isolation.plain()
         self.gpus = gpus or GpuPool([])
+        # What the worker advertises beside its capacity (workers.info).
+        self.info = {
+            **(info or {}),
+            "isolation": self.isolation.info(),
+            "gpu_devices": self.gpus.devices,
+        }
         self.executor = Executor(
             files,
             self._on_exit,
@@ -93,6 +118,7 @@ class Worker:
         self._fencing: dict[str, int] = {}  # running run id -> its lease's fencing token
         self.checkpoints = CheckpointWatcher(files)
         self._last_report = 0.0
+        self._unsent: tuple[list[Started], list[Finished]] = ([], [])  # reports to send again
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="jobfleet-worker", daemon=True)
@@ -110,14 +136,16 @@ class Worker:
         if weak:  # said at start, where the default log level shows it
             log.warning("worker %s runs jobs with weaker isolation: %s", self.name, "; ".join(weak))
         log.info("worker %s isolation: %s", self.name, self.isolation.info())
-        self.link.register_worker(
-            self.name, self.shard, self.capacity, labels=self.labels, info=self.info()
-        )
+        self._register()
         self._thread.start()
 
-    def info(self) -> dict[str, Any]:
-        """What the worker advertises beside its capacity (workers.info)."""
-        return {"isolation": self.isolation.info(), "gpu_devices": self.gpus.devices}
+    def _register(self) -> None:
+        self.incarnation = self.link.register_worker(
+            self.name, self.shard, self.capacity, labels=self.labels, info=self.info
+        )
+        learnt = getattr(self.link, "lease_timeout", None)  # an HTTP link learns the server's
+        if isinstance(learnt, int | float) and learnt > 0:
+            self.lease_timeout = float(learnt)
 
     def wake(self) -> None:
         self._wake.set()
@@ -136,29 +164,59 @@ class Worker:
 
     def _loop(self) -> None:
         interval = max(0.05, self.lease_timeout / 3)
-        next_beat = time.monotonic() + interval
+        next_beat = 0.0  # the first sync renews at once
+        failures = 0
         while not self._stop.is_set():
-            self._wake.wait(timeout=max(0.0, next_beat - time.monotonic()))
+            self._wake.wait(timeout=max(0.0, min(next_beat, self._next_poll) - time.monotonic()))
             if time.monotonic() - self._last_report < BUSY_WINDOW:
                 self._stop.wait(COALESCE)  # busy: batch the next report (see scheduler)
             self._wake.clear()
             if self._stop.is_set():
                 return
             try:
-                self._cycle()
-                if time.monotonic() >= next_beat:
-                    self.link.heartbeat(self.name, lease_timeout=self.lease_timeout)
+                renew = time.monotonic() >= next_beat
+                self._cycle(renew)
+                if renew:
                     next_beat = time.monotonic() + interval
-            except Exception:  # the loop must survive a database hiccup
-                log.exception("worker cycle failed; retrying")
-                self._stop.wait(0.5)
-                self._wake.set()
+                failures = 0
+            except NotFound:
+                log.warning("the server no longer knows this worker: registering again")
+                self._retry_after(failures := failures + 1, self._register)
+            except Conflict as exc:
+                log.error("%s: stopping", exc)
+                self._stop.set()
+            except Exception as exc:  # the loop must survive a database or network hiccup
+                log.warning("worker cycle failed (%s); retrying", exc)
+                self._retry_after(failures := failures + 1)
 
-    def _cycle(self) -> None:
+    @property
+    def _next_poll(self) -> float:
+        """A worker the store cannot wake (HTTP) asks every `poll` seconds."""
+        return time.monotonic() + self.poll if self.poll else float("inf")
+
+    def _retry_after(self, failures: int, then: Any = None) -> None:
+        self._stop.wait(min(self.max_backoff, 0.1 * 2**failures))
+        self._wake.set()
+        if then is not None and not self._stop.is_set():
+            try:
+                then()
+            except Exception as exc:
+                log.warning("worker could not register (%s); retrying", exc)
+
+    def _cycle(self, renew: bool) -> None:
+        sync = self.link.sync(
+            self.name,
+            incarnation=self.incarnation,
+            held=self.executor.running(),
+            exclude=self._known,
+            renew=renew,
+            lease_timeout=self.lease_timeout,
+        )
+        self._reconcile(sync)
         started: list[Started] = []
         finished: list[Finished] = []
         flushed = time.monotonic()
-        for a in self.link.assignments(self.name, exclude=self._known):
+        for a in sync.assignments:
             self._known.add(a.run_id)
             failed = self.executor.start(a)
             if failed is None:
@@ -171,17 +229,30 @@ class Worker:
                 self._flush(started, finished)
                 started, finished, flushed = [], [], time.monotonic()
         running = self.executor.running()
-        for run_id, kind in self.link.orders(self.name).items():
+        for run_id, kind in sync.orders.items():
             if run_id in running:
                 self.executor.kill(run_id, kind)
         self._flush(started, finished)
 
+    def _reconcile(self, sync: Sync) -> None:
+        """Kill what the server says is no longer ours (our lease expired while we were cut off)."""
+        for run_id in sync.stop:
+            log.warning("run %s is no longer ours (its lease expired): killing it", run_id)
+            self.executor.kill(run_id, "cancel")
+
     def _flush(self, started: list[Started], finished: list[Finished]) -> None:
         while not self._done.empty():
             finished.append(self._done.get())
+        started = self._unsent[0] + started
+        finished = self._unsent[1] + finished
+        self._unsent = ([], [])
         checkpoints = self._checkpoints(finished)
         if started or finished or checkpoints:
-            self._report(started, finished, checkpoints)
+            try:
+                self._report(started, finished, checkpoints)
+            except Exception:
+                self._unsent = (started, finished)  # keep them: sent again on the next cycle
+                raise
 
     def _checkpoints(self, finished: list[Finished]) -> list[Checkpoint]:
         """Checkpoints written since the last look: of the ended runs, and of running ones."""
@@ -205,5 +276,48 @@ class Worker:
             if run_id in self.executor.running():
                 log.warning("run %s is no longer ours (%s): killing it", run_id, why)
                 self.executor.kill(run_id, "cancel")
+            else:
+                log.warning("report on run %s refused: %s", run_id, why)
             self._known.discard(run_id)
             self._fencing.pop(run_id, None)
+
+    # -- drain ------------------------------------------------------------------------------
+
+    def drain(self, timeout: float) -> None:
+        """Take no new leases; let running jobs finish for `timeout` seconds, then evict the
+        rest (SIGTERM, grace, SIGKILL; reported as EVICTED); report all; deregister; stop."""
+        log.warning("draining: no new leases; waiting up to %gs for running jobs", timeout)
+        self._call_state("DRAINING")
+        deadline = time.monotonic() + timeout
+        while self.executor.running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = self.executor.running()
+        for run_id in left:
+            log.warning("drain timeout: evicting run %s", run_id)
+            self.executor.kill(run_id, "evict")
+        deadline = time.monotonic() + self.executor.grace + 5
+        while self.executor.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self.executor.shutdown()  # joins the reaper: every exit is in the queue now
+        self._final_report()
+        self._call_state("OFFLINE")
+        self.ledger.close()
+
+    def _final_report(self, attempts: int = 20) -> None:
+        for i in range(attempts):
+            try:
+                self._flush([], [])
+                return
+            except Exception as exc:
+                log.warning("final report failed (%s); retrying", exc)
+                time.sleep(min(2.0, 0.1 * 2**i))
+        log.error("could not send the final report: the server will see these runs as lost")
+
+    def _call_state(self, state: str) -> None:
+        try:
+            self.link.set_worker_state(self.name, state, incarnation=self.incarnation)
+        except Exception as exc:
+            log.warning("could not tell the server this worker is %s: %s", state, exc)

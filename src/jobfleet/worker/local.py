@@ -24,8 +24,7 @@ from jobfleet.runfiles import RunFiles
 from jobfleet.store import Store
 from jobfleet.wiring import store_from_settings
 from jobfleet.worker.agent import Worker
-from jobfleet.worker.isolation import Isolation, worker_dir
-from jobfleet.worker.isolation.gpus import GpuPool, detect_gpus
+from jobfleet.worker.setup import execution_parts
 
 Event = multiprocessing.synchronize.Event
 
@@ -40,26 +39,15 @@ def relay(event: Event, action: Callable[[], None], stop: threading.Event | Even
 
 def build_worker(settings: Settings, store: Store, files: RunFiles, capacity: Capacity) -> Worker:
     name = settings.worker.name or f"local-{os.uname().nodename}"
-    w = settings.worker
-    isolation = Isolation.detect(
-        w.isolation,
-        worker=worker_dir(name, str(files.data_dir.resolve())),
-        namespaces=w.namespaces,
-        sealed=settings.sealed,
-        pids=w.pids_limit,
-    )
     return Worker(
         store,
         files,
         name=name,
-        shard=w.shard,
+        shard=settings.worker.shard,
         capacity=capacity,
         lease_timeout=settings.lease_timeout,
-        labels=w.labels,
-        grace=w.grace,
-        isolation=isolation,
-        gpus=GpuPool(detect_gpus(w.gpu_devices)),
-        log_limit=w.log_limit,
+        info={"hostname": os.uname().nodename, "pid": os.getpid()},
+        **execution_parts(settings, name, files),
     )
 
 

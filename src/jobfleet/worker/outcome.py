@@ -74,7 +74,8 @@ def _message(condition: Condition, exit_code: int | None, sig: int | None, mem: 
     return {
         Condition.DEADLINE_EXCEEDED: "the run passed its timeout and was killed",
         Condition.PREEMPTED: "the run was preempted (SIGTERM, then SIGKILL after the grace)",
-        Condition.EVICTED: "the run was evicted from its worker (SIGTERM, then SIGKILL)",
+        Condition.EVICTED: "the worker was drained and its drain timeout passed: the run "
+        "was evicted (SIGTERM, then SIGKILL after the grace)",
         Condition.OOM_KILLED: f"the run went over its memory limit{limit}; the kernel killed it",
         Condition.SIGNALED: f"the process was killed by signal {sig}",
         Condition.EXIT_NONZERO: f"the process exited with code {exit_code}",

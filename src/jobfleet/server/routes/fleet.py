@@ -1,0 +1,152 @@
+"""/v1/workers and /v1/shards: the worker protocol over HTTP, and the fleet views.
+
+A worker registers, then syncs (heartbeat + reconcile + poll in one call: the reply carries its
+new leases, its cancel/preempt orders and the runs it must stop), and reports starts and ends,
+each carrying the lease's fencing token: a report under an expired or superseded lease is
+refused, so a run can never end twice. Drain and deregistration are state changes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from jobfleet import wire
+from jobfleet.models import LABEL_KEY_RE, MAX_GPU, NAME_RE
+from jobfleet.protocol import CHECKPOINT_LIMIT, Capacity
+from jobfleet.server.auth import Caller
+from jobfleet.server.deps import Svc
+from jobfleet.server.permissions import WorkerCaller
+
+router = APIRouter(prefix="/v1", tags=["fleet"])
+WORKER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$"
+MAX_RUNS = 100_000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CapacityBody(_Body):
+    cpu_milli: int = Field(gt=0, le=1024 * 1000 * 64)
+    memory: int = Field(gt=0, le=2**56)
+    gpu: int = Field(default=0, ge=0, le=MAX_GPU * 64)
+
+
+class RegisterBody(_Body):
+    name: str = Field(pattern=WORKER_NAME)
+    shard: str = Field(default="default", pattern=NAME_RE)
+    capacity: CapacityBody
+    labels: dict[str, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict)
+    info: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not LABEL_KEY_RE.match(key):
+                raise ValueError(f"label key {key!r} is not a valid name")
+        return v
+
+
+class SyncBody(_Body):
+    incarnation: str | None = Field(default=None, max_length=64)
+    held: list[str] = Field(default_factory=list, max_length=MAX_RUNS)
+    exclude: list[str] = Field(default_factory=list, max_length=MAX_RUNS)
+    renew: bool = False
+
+
+class StartedBody(_Body):
+    run_id: str = Field(max_length=64)
+    fencing: int
+    time: float
+
+
+class FinishedBody(StartedBody):
+    outcome: Literal["succeeded", "failed", "cancelled"]
+    exit_code: int | None = None
+    signal: int | None = None
+    failure: dict[str, Any] | None = None
+    outputs: list[dict[str, Any]] | None = Field(default=None, max_length=10_000)
+
+
+class CheckpointBody(StartedBody):
+    value: str = Field(max_length=CHECKPOINT_LIMIT)
+
+
+class ReportBody(_Body):
+    started: list[StartedBody] = Field(default_factory=list, max_length=MAX_RUNS)
+    finished: list[FinishedBody] = Field(default_factory=list, max_length=MAX_RUNS)
+    checkpoints: list[CheckpointBody] = Field(default_factory=list, max_length=MAX_RUNS)
+
+
+class StateBody(_Body):
+    state: Literal["READY", "DRAINING", "OFFLINE"]
+    incarnation: str | None = Field(default=None, max_length=64)
+
+
+@router.post("/workers", status_code=201, summary="Register a worker (again)")
+async def register(body: RegisterBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+    c = body.capacity
+    incarnation = await run_in_threadpool(
+        svc.store.register_worker,
+        body.name,
+        body.shard,
+        Capacity(c.cpu_milli, c.memory, c.gpu),
+        labels=body.labels,
+        info=body.info,
+    )
+    return {
+        "name": body.name,
+        "incarnation": incarnation,
+        "lease_timeout": svc.settings.lease_timeout,
+    }
+
+
+@router.post("/workers/{name}/sync", summary="Heartbeat, reconcile and poll in one call")
+async def sync(name: str, body: SyncBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+    answer = await run_in_threadpool(
+        svc.store.sync,
+        name,
+        incarnation=body.incarnation,
+        held=body.held,
+        exclude=body.exclude,
+        renew=body.renew,
+        lease_timeout=svc.settings.lease_timeout,
+    )
+    return {**wire.sync_json(answer), "lease_timeout": svc.settings.lease_timeout}
+
+
+@router.post("/workers/{name}/report", summary="Starts and ends of runs, fenced")
+async def report(name: str, body: ReportBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+    started = [wire.started_from(s.model_dump()) for s in body.started]
+    finished = [wire.finished_from(f.model_dump()) for f in body.finished]
+    checkpoints = [wire.checkpoint_from(c.model_dump()) for c in body.checkpoints]
+    result = await run_in_threadpool(svc.store.report, name, started, finished, checkpoints)
+    return wire.report_json(result)
+
+
+@router.post("/workers/{name}/state", summary="Drain (DRAINING), deregister (OFFLINE), READY")
+async def set_state(name: str, body: StateBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+    await run_in_threadpool(
+        svc.store.set_worker_state, name, body.state, incarnation=body.incarnation
+    )
+    return {"name": name, "state": body.state}
+
+
+@router.get("/workers", summary="Workers: shard, state, capacity, allocation, heartbeat")
+async def list_workers(svc: Svc, _: Caller) -> dict[str, Any]:
+    fresh_after = time.time() - svc.settings.lease_timeout
+    items = await run_in_threadpool(svc.store.worker_views, fresh_after=fresh_after)
+    return {"items": items}
+
+
+@router.get("/shards", summary="Shards: labels, workers, capacity, allocation, queue")
+async def list_shards(svc: Svc, _: Caller) -> dict[str, Any]:
+    fresh_after = time.time() - svc.settings.lease_timeout
+    items = await run_in_threadpool(svc.store.shard_views, fresh_after=fresh_after)
+    return {"items": items}

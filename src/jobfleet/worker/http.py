@@ -1,0 +1,126 @@
+"""The worker's link to the servers over HTTP (`jobfleet worker`): the same methods as the store
+gives the local worker of `up`, as calls to `/v1/workers/...`.
+
+A server that cannot be reached (connection refused, reset, timeout, 502/503/504 from a load
+balancer) is retried a few times with backoff inside each call; after that the call raises and
+the worker's loop retries later, while its processes keep running and its reports wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from jobfleet import wire
+from jobfleet.client.sync import RequestFailed, ServerUnreachable, error_from_response
+from jobfleet.protocol import Capacity, Checkpoint, Finished, ReportResult, Started, Sync
+
+RETRY_STATUS = frozenset({502, 503, 504})
+
+
+class HttpLink:
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        attempts: int = 3,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.attempts = attempts
+        self.lease_timeout: float | None = None  # the server's, learnt at registration
+        self._http = httpx.Client(
+            base_url=self.server,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def register_worker(
+        self,
+        name: str,
+        shard: str,
+        capacity: Capacity,
+        *,
+        labels: dict[str, str] | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> str:
+        body = {
+            "name": name,
+            "shard": shard,
+            "capacity": wire.capacity_json(capacity),
+            "labels": labels or {},
+            "info": info or {},
+        }
+        answer = self._call("/v1/workers", body)
+        self.lease_timeout = float(answer["lease_timeout"])
+        return str(answer["incarnation"])
+
+    def sync(
+        self,
+        worker: str,
+        *,
+        incarnation: str | None = None,
+        held: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+        renew: bool = False,
+        lease_timeout: float = 30.0,
+    ) -> Sync:
+        body = {
+            "incarnation": incarnation,
+            "held": sorted(held),
+            "exclude": sorted(exclude),
+            "renew": renew,
+        }
+        return wire.sync_from(self._call(f"{_path(worker)}/sync", body))
+
+    def report(
+        self,
+        worker: str,
+        started: list[Started],
+        finished: list[Finished],
+        checkpoints: list[Checkpoint] | None = None,
+    ) -> ReportResult:
+        body = {
+            "started": [wire.started_json(s) for s in started],
+            "finished": [wire.finished_json(f) for f in finished],
+            "checkpoints": [wire.checkpoint_json(c) for c in checkpoints or []],
+        }
+        return wire.report_from(self._call(f"{_path(worker)}/report", body))
+
+    def set_worker_state(self, worker: str, state: str, *, incarnation: str | None = None) -> None:
+        self._call(f"{_path(worker)}/state", {"state": state, "incarnation": incarnation})
+
+    def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST with retries on transport errors and 502/503/504; other errors raise at once."""
+        for attempt in range(self.attempts):
+            last = attempt == self.attempts - 1
+            try:
+                response = self._http.post(path, json=body)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if last:
+                    raise ServerUnreachable(self.server) from exc
+            except httpx.TransportError as exc:
+                if last:
+                    raise RequestFailed(f"{path}: {exc!r}") from exc
+            else:
+                if response.status_code not in RETRY_STATUS or last:
+                    if response.is_error:
+                        raise error_from_response(response)
+                    answer: dict[str, Any] = response.json()
+                    return answer
+            time.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
+
+
+def _path(worker: str) -> str:
+    return f"/v1/workers/{quote(worker, safe='')}"

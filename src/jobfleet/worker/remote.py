@@ -1,0 +1,106 @@
+"""`jobfleet worker`: an agent on one machine of a fleet, talking only HTTP to the servers.
+
+It registers (retrying until a server answers), syncs every `worker.poll_interval` (heartbeat
+every lease_timeout / 3), runs its leases, and reports. SIGTERM (or SIGINT) drains it: no new
+leases, running jobs get `worker.drain_timeout` to finish, the rest are evicted; then it
+deregisters and exits 0. A second signal evicts at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import jobfleet
+from jobfleet.config import Settings
+from jobfleet.errors import JobfleetError
+from jobfleet.runfiles import RunFiles
+from jobfleet.worker.agent import Worker
+from jobfleet.worker.capacity import describe, detect
+from jobfleet.worker.http import HttpLink
+from jobfleet.worker.setup import execution_parts
+
+log = logging.getLogger("jobfleet.worker")
+MAX_BACKOFF = 5.0  # longest wait between attempts while the servers cannot be reached
+
+
+def worker_name(settings: Settings) -> str:
+    return settings.worker.name or socket.gethostname()
+
+
+def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> int:
+    """Run until drained by a signal; the exit status (0 after a clean drain)."""
+    w = settings.worker
+    capacity = detect(w.cpu, w.memory, w.gpu)
+    link = HttpLink(server, token)
+    name = worker_name(settings)
+    signals: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: signals.append(signum))
+    files = RunFiles(data_dir)
+    worker = Worker(
+        link,
+        files,
+        name=name,
+        shard=w.shard,
+        capacity=capacity,
+        lease_timeout=settings.lease_timeout,
+        info={
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "version": jobfleet.__version__,
+        },
+        max_backoff=MAX_BACKOFF,
+        poll=w.poll_interval,
+        **execution_parts(settings, name, files),
+    )
+    if not _start(worker, server, signals):
+        return 0
+    print(
+        f"jobfleet worker {name} in shard {w.shard} on {server}: {describe(capacity)}",
+        file=sys.stderr,
+        flush=True,
+    )
+    while not signals:
+        time.sleep(0.2)
+    timeout = w.drain_timeout if len(signals) == 1 else 0.0
+    _second_signal_evicts(worker, signals)
+    worker.drain(timeout)
+    link.close()
+    print("jobfleet: worker drained and deregistered", file=sys.stderr, flush=True)
+    return 0
+
+
+def _start(worker: Worker, server: str, signals: list[int]) -> bool:
+    """Register, retrying with backoff while no server answers; False if told to stop."""
+    delay = 0.2
+    while not signals:
+        try:
+            worker.start()
+            return True
+        except JobfleetError as exc:
+            if exc.status < 500:
+                raise
+            log.warning("cannot register with %s (%s); retrying in %.1fs", server, exc, delay)
+        time.sleep(delay)
+        delay = min(2.0, delay * 2)
+    return False
+
+
+def _second_signal_evicts(worker: Worker, signals: list[int]) -> None:
+    """While draining, a second SIGTERM/SIGINT evicts the running jobs at once."""
+    seen = len(signals)
+
+    def watch() -> None:
+        while seen == len(signals):
+            time.sleep(0.2)
+        for run_id in worker.executor.running():
+            worker.executor.kill(run_id, "evict")
+
+    threading.Thread(target=watch, name="jobfleet-drain-watch", daemon=True).start()

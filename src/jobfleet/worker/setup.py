@@ -1,0 +1,30 @@
+"""What every worker (the local one of `up` and `jobfleet worker`) builds from the settings
+beside its link: the isolation backend found by probing this machine, its GPUs, its log limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobfleet.config import Settings
+from jobfleet.runfiles import RunFiles
+from jobfleet.worker.isolation import Isolation, worker_dir
+from jobfleet.worker.isolation.gpus import GpuPool, detect_gpus
+
+
+def execution_parts(settings: Settings, name: str, files: RunFiles) -> dict[str, Any]:
+    """Keyword arguments of `Worker` for how runs execute on this machine."""
+    w = settings.worker
+    isolation = Isolation.detect(
+        w.isolation,
+        worker=worker_dir(name, str(files.data_dir.resolve())),
+        namespaces=w.namespaces,
+        sealed=settings.sealed,
+        pids=w.pids_limit,
+    )
+    return {
+        "isolation": isolation,
+        "gpus": GpuPool(detect_gpus(w.gpu_devices)),
+        "log_limit": w.log_limit,
+        "grace": w.grace,
+        "labels": w.labels,
+    }

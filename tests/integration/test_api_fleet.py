@@ -1,0 +1,93 @@
+"""The worker protocol over real HTTP (`HttpLink` against the API), and the fleet views."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from jobfleet.client.sync import ServerUnreachable
+from jobfleet.errors import Forbidden
+from jobfleet.protocol import Capacity, Finished, Started
+from jobfleet.worker.http import HttpLink
+from tests.e2e.conftest import free_port
+from tests.helpers import wait_for
+from tests.integration.conftest import TOKEN, Api
+
+REMOTE = {"remote": "yes"}
+
+
+def remote_link(api: Api) -> tuple[HttpLink, str]:
+    link = HttpLink(api.url, TOKEN)
+    inc = link.register_worker("remote-1", "default", Capacity(2000, 2**30), labels=REMOTE)
+    return link, inc
+
+
+def test_a_remote_worker_leases_starts_and_finishes_a_job_over_http(api: Api) -> None:
+    link, inc = remote_link(api)
+    assert link.lease_timeout == 5
+    job = api.submit(command=["true"], selector=REMOTE)
+    sync = wait_for(
+        lambda: (s := link.sync("remote-1", incarnation=inc, renew=True)).assignments and s,
+        what="a lease for the remote worker",
+    )
+    [a] = sync.assignments
+    assert a.job_id == job["id"] and sync.stop == [] and sync.orders == {}
+    forged = link.report("remote-1", [Started(a.run_id, a.fencing + 1000, time.time())], [])
+    assert forged.accepted == [] and "fencing" in forged.refused[a.run_id]
+    ok = link.report(
+        "remote-1",
+        [Started(a.run_id, a.fencing, time.time())],
+        [Finished(a.run_id, a.fencing, "succeeded", time.time(), 0)],
+    )
+    assert ok.accepted == [a.run_id, a.run_id] and ok.refused == {}
+    assert api.job(str(job["id"]))["state"] == "SUCCEEDED"
+    again = link.report("remote-1", [], [Finished(a.run_id, a.fencing, "failed", time.time(), 1)])
+    assert "already ended" in again.refused[a.run_id]  # a run never ends twice
+    link.close()
+
+
+def test_reconcile_tells_a_worker_to_stop_runs_it_no_longer_holds(api: Api) -> None:
+    link, inc = remote_link(api)
+    answer = link.sync("remote-1", incarnation=inc, held=["not-a-run-of-yours"], renew=True)
+    assert answer.stop == ["not-a-run-of-yours"]
+    link.close()
+
+
+def test_views_list_workers_and_shards(api: Api) -> None:
+    link, _ = remote_link(api)
+    workers = api.http.get("/v1/workers").json()["items"]
+    names = {w["name"]: w for w in workers}
+    assert names["remote-1"]["labels"] == REMOTE and names["remote-1"]["state"] == "READY"
+    assert names["remote-1"]["capacity"] == {"cpu": 2.0, "memory": 2**30, "gpu": 0}
+    link.set_worker_state("remote-1", "DRAINING")
+    workers = api.http.get("/v1/workers").json()["items"]
+    assert {w["name"]: w["state"] for w in workers}["remote-1"] == "DRAINING"
+    [shard] = api.http.get("/v1/shards").json()["items"]
+    assert shard["name"] == "default" and shard["workers"] == 1 and shard["workers_total"] == 2
+    link.close()
+
+
+def test_worker_routes_refuse_a_plain_token_and_bad_bodies(api: Api) -> None:
+    user = api.store.create_token("user", admin=False)
+    link = HttpLink(api.url, user)
+    with pytest.raises(Forbidden, match="worker token"):
+        link.register_worker("sneaky", "default", Capacity(1000, 2**30))
+    link.close()
+    r = api.http.post(
+        "/v1/workers",
+        json={"name": "w", "capacity": {"cpu_milli": -1, "memory": 1}, "labels": {"bad key": "x"}},
+    )
+    assert r.status_code == 422
+    locs = [e["loc"] for e in r.json()["errors"]]
+    assert ["body", "capacity", "cpu_milli"] in locs and ["body", "labels"] in locs
+    assert "sneaky" not in {w["name"] for w in api.http.get("/v1/workers").json()["items"]}
+
+
+def test_an_unreachable_server_raises_after_a_few_quick_retries() -> None:
+    link = HttpLink(f"http://127.0.0.1:{free_port()}", "t", attempts=2)
+    started = time.monotonic()
+    with pytest.raises(ServerUnreachable):
+        link.sync("w", renew=True)
+    assert time.monotonic() - started < 5
+    link.close()
