@@ -8,10 +8,16 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Demand:
+    """One pending job as the scheduler sees it (already in its queue's order)."""
+
     job_id: str
     cpu_milli: int
     memory: int
     gpu: int = 0
+    queue: str = "default"
+    class_priority: int = 0  # of its priority class: higher classes are placed first
+    gang: str | None = None
+    gang_size: int = 1
 
 
 @dataclass(slots=True)
