@@ -8,11 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from jobfleet.failures import Condition, FailureInfo
-from jobfleet.lifecycle import JobState, Op
+from jobfleet.lifecycle import EventType, JobState, Op, transition
 from jobfleet.protocol import Capacity
 from jobfleet.scheduling.dependencies import combine, dependency_status
 from jobfleet.scheduling.placement import Demand, Room
-from jobfleet.store.base import REF_COLUMNS, JobRef, StoreBase, insert_many
+from jobfleet.store.base import CHUNK, REF_COLUMNS, JobRef, StoreBase, insert_many
 from jobfleet.store.schema import counters, jobs, runs, workers
 from jobfleet.units import format_memory
 
@@ -140,61 +140,113 @@ class SchedulingOps(StoreBase):
         return free, totals
 
     def lease(self, shard: str, placed: list[tuple[str, str]], *, lease_timeout: float) -> int:
-        """Create a run and its lease for each (job, worker); SCHEDULED → LEASED."""
+        """Create a run and its lease for each (job, worker); SCHEDULED → LEASED.
+
+        Set-based, for large batches: one read of the jobs, one UPDATE for all of them (on
+        PostgreSQL `UPDATE ... FROM (VALUES ...)`; on SQLite one per worker), events and runs
+        by COPY, one draw of fencing tokens. A job no longer SCHEDULED is skipped.
+        """
         if not placed:
             return 0
         now = time.time()
-        by_worker: dict[str, list[str]] = {}
-        for job_id, worker in placed:
-            by_worker.setdefault(worker, []).append(job_id)
-        count = 0
+        worker_of = dict(placed)
+        ids = list(worker_of)
         with self.tx() as conn:
-            for worker, ids in by_worker.items():
-                refs = self._refs(
+            refs: list[JobRef] = []
+            for i in range(0, len(ids), CHUNK):
+                refs += self._refs(
                     conn,
-                    sa.and_(jobs.c.id.in_(ids), jobs.c.state == JobState.SCHEDULED.value),
+                    sa.and_(
+                        jobs.c.id.in_(ids[i : i + CHUNK]),
+                        jobs.c.state == JobState.SCHEDULED.value,
+                        jobs.c.cancel_requested == sa.false(),
+                    ),
                     jobs.c.cpu_milli,
                     jobs.c.memory,
                     jobs.c.gpu,
                 )
-                moved = self._move(
-                    conn,
-                    refs,
-                    Op.LEASE,
-                    now=now,
-                    next_attempt=True,
-                    values={
-                        "worker": worker,
-                        "run_id": jobs.c.id + "-" + sa.cast(jobs.c.attempt + 1, sa.String),
-                        "scheduling_reason": None,
-                    },
-                    run_id=lambda r: f"{r.id}-{r.attempt}",
-                    payload={"shard": shard, "worker": worker},
+            moved = self._lease_rows(conn, refs, worker_of, now)
+            self._append(
+                conn,
+                [
+                    self._event(r, EventType.LEASED, now, {"shard": shard, "worker": r.worker})
+                    for r in moved
+                ],
+            )
+            fence = self._fencing(conn, len(moved))
+            insert_many(
+                conn,
+                runs,
+                [
+                    {
+                        "id": r.run_id,
+                        "job_id": r.id,
+                        "attempt": r.attempt,
+                        "state": "LEASED",
+                        "shard": shard,
+                        "worker": r.worker,
+                        "fencing": fence + i,
+                        "lease_expires_at": now + lease_timeout,
+                        "cpu_milli": r.extra["cpu_milli"],
+                        "memory": r.extra["memory"],
+                        "gpu": r.extra["gpu"],
+                        "created_at": now,
+                    }
+                    for i, r in enumerate(moved)
+                ],
+            )
+        return len(moved)
+
+    def _lease_rows(
+        self, conn: sa.Connection, refs: list[JobRef], worker_of: dict[str, str], now: float
+    ) -> list[JobRef]:
+        """The guarded UPDATE of a lease batch (the table says SCHEDULED → LEASED is legal)."""
+        step = transition(JobState.SCHEDULED, Op.LEASE, cancel_requested=False)
+        sets: dict[str, Any] = {
+            "state": step.target.value,
+            "cancel_requested": step.cancel_requested,
+            "attempt": jobs.c.attempt + 1,
+            "run_id": jobs.c.id + "-" + sa.cast(jobs.c.attempt + 1, sa.String),
+            "scheduling_reason": None,
+            "updated_at": now,
+        }
+        guard = (
+            jobs.c.state == JobState.SCHEDULED.value,
+            jobs.c.cancel_requested == sa.false(),
+        )
+        got: set[str] = set()
+        if conn.dialect.name == "postgresql":
+            for i in range(0, len(refs), CHUNK):
+                rows = [(r.id, worker_of[r.id]) for r in refs[i : i + CHUNK]]
+                v = sa.values(
+                    sa.column("id", sa.String), sa.column("worker", sa.String), name="v"
+                ).data(rows)
+                stmt = (
+                    jobs.update()
+                    .where(jobs.c.id == v.c.id, *guard)
+                    .values(worker=v.c.worker, **sets)
+                    .returning(jobs.c.id)
                 )
-                fence = self._fencing(conn, len(moved))
-                insert_many(
-                    conn,
-                    runs,
-                    [
-                        {
-                            "id": r.run_id,
-                            "job_id": r.id,
-                            "attempt": r.attempt,
-                            "state": "LEASED",
-                            "shard": shard,
-                            "worker": worker,
-                            "fencing": fence + i,
-                            "lease_expires_at": now + lease_timeout,
-                            "cpu_milli": r.extra["cpu_milli"],
-                            "memory": r.extra["memory"],
-                            "gpu": r.extra["gpu"],
-                            "created_at": now,
-                        }
-                        for i, r in enumerate(moved)
-                    ],
+                got |= set(conn.execute(stmt).scalars())
+        else:
+            by_worker: dict[str, list[str]] = {}
+            for r in refs:
+                by_worker.setdefault(worker_of[r.id], []).append(r.id)
+            for worker, wids in by_worker.items():
+                stmt = (
+                    jobs.update()
+                    .where(jobs.c.id.in_(wids), *guard)
+                    .values(worker=worker, **sets)
+                    .returning(jobs.c.id)
                 )
-                count += len(moved)
-        return count
+                got |= set(conn.execute(stmt).scalars())
+        moved = []
+        for r in refs:
+            if r.id in got:
+                r.state, r.attempt, r.worker = step.target, r.attempt + 1, worker_of[r.id]
+                r.run_id = f"{r.id}-{r.attempt}"
+                moved.append(r)
+        return moved
 
     @staticmethod
     def _fencing(conn: sa.Connection, n: int) -> int:
