@@ -22,6 +22,7 @@ from jobfleet.scheduling.loop import Scheduler
 from jobfleet.server.app import create_app
 from jobfleet.store import Store
 from jobfleet.store.base import ORDER
+from jobfleet.store.cycle import ClassInfo
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.local import WorkerProcess, build_worker
 
@@ -79,6 +80,11 @@ def admin_token(store: Store, data_dir: Path) -> AdminToken:
     return AdminToken(token, True, path)
 
 
+def priority_classes(settings: Settings) -> dict[str, ClassInfo]:
+    """The configured priority classes as the scheduler uses them."""
+    return {c.name: ClassInfo(c.priority, c.preemptible) for c in settings.priority_classes}
+
+
 def detect_capacity(settings: Settings) -> Capacity:
     w = settings.worker
     cpu = w.cpu if w.cpu is not None else float(os.cpu_count() or 1)
@@ -110,7 +116,10 @@ class LocalStack:
         self.store = store
         self.files = RunFiles(data_dir)
         self.scheduler = Scheduler(
-            store, shards=[settings.worker.shard], lease_timeout=settings.lease_timeout
+            store,
+            shards=[settings.worker.shard],
+            lease_timeout=settings.lease_timeout,
+            priority_classes=priority_classes(settings),
         )
         self.app = create_app(store, settings, self.files)
         store.subscribe(self.scheduler.wake)

@@ -13,6 +13,7 @@ from jobfleet.lifecycle import EventType, JobState, Op, allowed_actions, transit
 from jobfleet.models import JobSpec
 from jobfleet.scheduling.dependencies import dependency_status
 from jobfleet.store.base import CHUNK, StoreBase, insert_many
+from jobfleet.store.cycle import check_stored_gangs
 from jobfleet.store.schema import jobs, queues
 from jobfleet.store.views import job_view
 
@@ -79,6 +80,7 @@ class IntakeOps(StoreBase):
         now = time.time()
         with self.tx(late_lock=late_lock) as conn:  # new rows only: the lock is for the events
             self._check_queues(conn, specs)
+            check_stored_gangs(conn, specs)
             known = self._existing_client_ids(conn, specs)
             deps = self._dependency_states(conn, specs)
             ids: list[str] = []

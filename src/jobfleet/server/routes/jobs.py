@@ -10,9 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
+from jobfleet.config import Settings
 from jobfleet.errors import InvalidInput
 from jobfleet.lifecycle import JobState
 from jobfleet.models import MAX_BATCH, MAX_PRIORITY, JobSpec
+from jobfleet.scheduling.admission import admission_errors
 from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Svc
 from jobfleet.server.problems import validation_errors
@@ -115,6 +117,15 @@ def parse_submission(raw: bytes) -> tuple[list[JobSpec], bool]:
     return specs, batch
 
 
+def check_admission(specs: list[JobSpec], settings: Settings, *, batch: bool) -> None:
+    """Priority classes must exist; a gang's members in one request must agree (422)."""
+    classes = {c.name for c in settings.priority_classes}
+    errors = admission_errors(specs, classes, batch=batch)
+    if errors:
+        first = ".".join(str(p) for p in errors[0]["loc"])
+        raise InvalidInput(f"{first}: {errors[0]['msg']}", errors[:200])
+
+
 @router.post("/jobs", status_code=201, openapi_extra=_SUBMIT_DOC, summary="Submit jobs")
 async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
     """Submit one job spec, or a batch `{"jobs": [...]}` (≤ 10,000) stored all-or-nothing."""
@@ -122,6 +133,7 @@ async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
 
     def work() -> Response:  # one trip to the thread pool: parse, store, serialise
         specs, batch = parse_submission(raw)
+        check_admission(specs, svc.settings, batch=batch)
         jobs = svc.store.submit_views(specs, actor=caller.name)
         return json_response({"jobs": jobs} if batch else jobs[0], 201)
 
