@@ -30,7 +30,9 @@ def make_workers(n: int, rnd: random.Random) -> tuple[list[Room], list[Room]]:
         cpu, mem, gpu = SHAPES[i % len(SHAPES)] if i % 5 else SHAPES[4 + (i // 5) % 2]
         totals.append(Room(f"w{i:04d}", cpu * 1000, mem * GI, gpu))
         busy = 0.5 if rnd.random() < 0.25 else 0.0
-        free.append(Room(f"w{i:04d}", int(cpu * 1000 * (1 - busy)), int(mem * GI * (1 - busy)), gpu))
+        free.append(
+            Room(f"w{i:04d}", int(cpu * 1000 * (1 - busy)), int(mem * GI * (1 - busy)), gpu)
+        )
     return totals, free
 
 
@@ -83,12 +85,16 @@ def main() -> int:
     jobs = make_jobs(args.jobs, args.queues, rnd)
     totals, free = make_workers(args.workers, rnd)
     queues = make_queues(args.queues)
-    say(f"snapshot: {args.jobs:,} jobs, {args.queues} queues, {args.workers} workers "
-        f"(built in {time.perf_counter() - t0:.1f} s)")  # fmt: skip
+    say(
+        f"snapshot: {args.jobs:,} jobs, {args.queues} queues, {args.workers} workers "
+        f"(built in {time.perf_counter() - t0:.1f} s)"
+    )
     t0 = time.perf_counter()
     lanes: dict[Lane, list[Demand]] = lanes_of(jobs)
-    say(f"lanes:    {len(lanes)} (grouping the snapshot: {time.perf_counter() - t0:.2f} s, "
-        "done by the store's per-lane reads in production)")  # fmt: skip
+    say(
+        f"lanes:    {len(lanes)} (grouping the snapshot: {time.perf_counter() - t0:.2f} s, "
+        "done by the store's per-lane reads in production)"
+    )
     times, placed = [], 0
     for run in range(args.runs):
         fresh = [Room(r.worker, r.cpu_milli, r.memory, r.gpu) for r in free]
@@ -96,14 +102,20 @@ def main() -> int:
         plan = plan_cycle(lanes, queues, fresh, totals, "bench", max_placements=args.placements)
         times.append(time.perf_counter() - t0)
         placed = len(plan.placed)
-        say(f"run {run + 1}: {placed:,} placements, {len(plan.reasons):,} reasons in "
-            f"{times[-1] * 1000:.0f} ms")  # fmt: skip
+        say(
+            f"run {run + 1}: {placed:,} placements, {len(plan.reasons):,} reasons in "
+            f"{times[-1] * 1000:.0f} ms"
+        )
     t = median(times)
     ok = placed >= min(args.placements, args.jobs) and t <= 1.0
-    say(f"median:   {t * 1000:.0f} ms for {placed:,} placements "
-        f"({placed / t:,.0f} placements/s); goal <= 1 s: {'MET' if ok else 'NOT MET'}")  # fmt: skip
-    say(f"RESULTS: | schedule (pure) | {args.jobs:,} jobs / {args.queues} queues / "
-        f"{args.workers} workers | {placed:,} placements in {t * 1000:.0f} ms | {m.short()} |")  # fmt: skip
+    say(
+        f"median:   {t * 1000:.0f} ms for {placed:,} placements "
+        f"({placed / t:,.0f} placements/s); goal <= 1 s: {'MET' if ok else 'NOT MET'}"
+    )
+    say(
+        f"RESULTS: | schedule (pure) | {args.jobs:,} jobs / {args.queues} queues / "
+        f"{args.workers} workers | {placed:,} placements in {t * 1000:.0f} ms | {m.short()} |"
+    )
     return 0 if ok else 1
 
 

@@ -69,8 +69,11 @@ def test_a_cycle_never_over_commits_a_worker_nor_exceeds_a_queue_limit(
     held = {q: [0, 0, 0] for q in queues}
     for job_id, worker in plan.placed:
         d = by_id[job_id]
-        room[worker] = [room[worker][0] - d.cpu_milli, room[worker][1] - d.memory,
-                        room[worker][2] - d.gpu]  # fmt: skip
+        room[worker] = [
+            room[worker][0] - d.cpu_milli,
+            room[worker][1] - d.memory,
+            room[worker][2] - d.gpu,
+        ]
         assert min(room[worker]) >= 0, (worker, room[worker])
         h = held[d.queue]
         h[0], h[1], h[2] = h[0] + 1, h[1] + d.cpu_milli, h[2] + d.gpu

@@ -37,7 +37,7 @@ REASON_WINDOW = 200  # jobs per lane, beyond those looked at, that get a reason
 class CyclePlan:
     placed: list[tuple[str, str]] = field(default_factory=list)  # (job id, worker)
     reasons: dict[str, str] = field(default_factory=dict)  # job id -> why it is not placed
-    unplaced: list[Demand] = field(default_factory=list)  # fitted nowhere: may preempt
+    unplaced: list[Demand] = field(default_factory=list)  # no room for them: may preempt
     free: dict[str, list[int]] = field(default_factory=dict)  # worker -> [cpu, mem, gpu] left
 
 
@@ -227,6 +227,8 @@ class _Cycle:
                     )
                 else:
                     self.plan.reasons[d.job_id] = self._why(d, lowest, rooms, why)
+                    self.plan.unplaced.append(d)
+        self.plan.unplaced.sort(key=lambda d: -d.class_priority)  # stable: urgent ones first
 
     def _why(
         self,
