@@ -480,10 +480,11 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from jobfleet.cli import actions, serve
+    from jobfleet.cli import actions, queues, serve
 
     serve.register(cli)
     actions.register(cli, OUTPUT)
+    queues.register(cli, OUTPUT)
 
 
 _register_commands()

@@ -17,7 +17,7 @@ from jobfleet.server import problems
 from jobfleet.server.auth import TokenCache
 from jobfleet.server.deps import Services
 from jobfleet.server.notify import Broadcaster
-from jobfleet.server.routes import events, health, jobs, logs
+from jobfleet.server.routes import events, health, jobs, logs, queues
 from jobfleet.store import Store
 
 
@@ -65,7 +65,7 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     store.subscribe(broadcaster.notify)
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
-    for module in (health, jobs, events, logs):
+    for module in (health, jobs, events, logs, queues):
         app.include_router(module.router)
     _publish_spec_schema(app)
     return app

@@ -7,11 +7,14 @@ from jobfleet.store.control import ControlOps
 from jobfleet.store.cycle import CycleOps
 from jobfleet.store.intake import IntakeOps
 from jobfleet.store.queries import EventFilter, JobFilter, QueryOps
+from jobfleet.store.queues import QueueOps
 from jobfleet.store.scheduling import SchedulingOps
 from jobfleet.store.workers import WorkerOps
 
 
-class Store(IntakeOps, QueryOps, ControlOps, SchedulingOps, CycleOps, WorkerOps, AdminOps):
+class Store(
+    IntakeOps, QueryOps, ControlOps, SchedulingOps, CycleOps, QueueOps, WorkerOps, AdminOps
+):
     """All store operations over one database. Thread-safe; share one per process."""
 
 

@@ -148,11 +148,14 @@ class IntakeOps(StoreBase):
         }
 
     _known_queues: set[str]
+    _known_until: float
 
     def _check_queues(self, conn: sa.Connection, specs: list[JobSpec]) -> None:
-        """Refuse unknown queues. Queues are never deleted, so known names are remembered."""
-        if not hasattr(self, "_known_queues"):
+        """Refuse unknown queues. Known names are remembered for a few seconds (a queue may be
+        deleted, by this process or another one, only when it holds no live job)."""
+        if not hasattr(self, "_known_queues") or time.monotonic() > self._known_until:
             self._known_queues = set()
+            self._known_until = time.monotonic() + 5.0
         names = {s.queue for s in specs} - self._known_queues
         if not names:
             return
