@@ -120,7 +120,7 @@ class Scheduler:
         leased = self.store.lease(shard, plan.placed, lease_timeout=self.lease_timeout)
         reasons = plan.reasons
         if plan.unplaced:
-            reasons.update(self._preempt(shard, plan, free))
+            reasons.update(self._preempt(shard, plan, totals))
         changed = {j: r for j, r in reasons.items() if self._reasons.get(j) != r}
         self.store.set_reasons(changed)
         for job_id, _ in plan.placed:
@@ -130,15 +130,24 @@ class Scheduler:
             self._reasons.clear()
         return leased
 
-    def _preempt(self, shard: str, plan: CyclePlan, free: list[Room]) -> dict[str, str]:
+    def _preempt(self, shard: str, plan: CyclePlan, totals: list[Room]) -> dict[str, str]:
         """Jobs that fit nowhere may evict lower-class preemptible jobs (pure choice); they
         wait for the victims to stop, and say so."""
         floor = min((c.priority for c in self.classes.values() if c.preemptible), default=None)
         if floor is None or all(d.class_priority <= floor for d in plan.unplaced):
             return {}
-        room = {r.worker: (r.cpu_milli, r.memory, r.gpu) for r in free}
-        room.update({w: (f[0], f[1], f[2]) for w, f in plan.free.items()})
-        evictions = plan_preemptions(plan.unplaced, room, self.store.running(shard, self.classes))
+        # Free room from the same read as the running jobs (not from the cycle's start): a
+        # victim that ended in between must not look both gone and still holding its room.
+        running = self.store.running(shard, self.classes)
+        room = {}
+        for t in totals:
+            held = running.get(t.worker, [])
+            room[t.worker] = (
+                t.cpu_milli - sum(r.cpu_milli for r in held),
+                t.memory - sum(r.memory for r in held),
+                t.gpu - sum(r.gpu for r in held),
+            )
+        evictions = plan_preemptions(plan.unplaced, room, running)
         self.store.request_preemptions([v for e in evictions.values() for v in e.victims])
         for job_id, e in evictions.items():
             if e.victims:
