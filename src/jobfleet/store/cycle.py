@@ -56,6 +56,56 @@ def queue_state(name: str, weight: float, config: Mapping[str, Any]) -> QueueSta
     )
 
 
+# PostgreSQL: every lane's head in one statement, each an index range (LATERAL ... LIMIT).
+_LANES_PG = sa.text(
+    """
+    SELECT * FROM (
+      SELECT j.* FROM unnest(CAST(:queues AS text[])) AS q(name)
+        CROSS JOIN unnest(CAST(:classes AS text[])) AS c(name)
+        CROSS JOIN LATERAL (
+          SELECT seq, neg_priority, id, cpu_milli, memory, gpu, queue, priority_class,
+                 gang_id, gang_size
+            FROM jobs
+           WHERE state = 'SCHEDULED' AND shard = :shard AND queue = q.name
+             AND priority_class = c.name
+           ORDER BY neg_priority, seq LIMIT :k) j
+      UNION ALL
+      SELECT j.* FROM unnest(CAST(:queues AS text[])) AS q(name)
+        CROSS JOIN LATERAL (
+          SELECT seq, neg_priority, id, cpu_milli, memory, gpu, queue, priority_class,
+                 gang_id, gang_size
+            FROM jobs
+           WHERE state = 'SCHEDULED' AND shard = :shard AND queue = q.name
+             AND priority_class IS NULL
+           ORDER BY neg_priority, seq LIMIT :k) j
+    ) lanes
+    ORDER BY queue, priority_class NULLS LAST, neg_priority, seq
+    """
+)
+
+
+def _lane_selects(
+    cols: tuple[Any, ...], base: tuple[Any, ...], names: list[str], known: list[str], k: int
+) -> list[Any]:
+    """SQLite: the lanes as UNION ALL statements of at most 100 lanes each."""
+    parts = []
+    for q in names:
+        for cls in [*known, None]:
+            which = (
+                jobs.c.priority_class == cls if cls is not None else jobs.c.priority_class.is_(None)
+            )
+            parts.append(
+                sa.select(*cols)
+                .where(*base, jobs.c.queue == q, which)
+                .order_by(jobs.c.neg_priority, jobs.c.seq)
+                .limit(k)
+                .subquery()
+            )
+    return [
+        sa.union_all(*(sa.select(p) for p in parts[i : i + 100])) for i in range(0, len(parts), 100)
+    ]
+
+
 class CycleOps(StoreBase):
     def queue_states(self) -> dict[str, QueueState]:
         """Every queue's weight and limits, with what its LEASED/RUNNING jobs hold."""
@@ -84,7 +134,11 @@ class CycleOps(StoreBase):
         self, shard: str, names: list[str], classes: Classes, *, per_lane: int = 200
     ) -> tuple[list[Demand], dict[str, list[Demand]]]:
         """The head of every lane (queue x priority class) of the shard's queue, in placement
-        order, and every SCHEDULED member in the shard of each gang met there."""
+        order, and every SCHEDULED member in the shard of each gang met there.
+
+        Each lane is one range of `ix_jobs_lane`. A job whose priority class was removed from
+        the configuration is in no lane: it waits until the class is configured again.
+        """
         cols = (
             jobs.c.id,
             jobs.c.cpu_milli,
@@ -96,29 +150,17 @@ class CycleOps(StoreBase):
             jobs.c.gang_size,
         )
         base = (jobs.c.state == JobState.SCHEDULED.value, jobs.c.shard == shard)
-        known = list(classes)
-        parts = []
-        for q in names:
-            for cls in [*known, None]:
-                which = (
-                    jobs.c.priority_class == cls
-                    if cls is not None
-                    else sa.or_(
-                        jobs.c.priority_class.is_(None), jobs.c.priority_class.not_in(known)
-                    )
-                )
-                parts.append(
-                    sa.select(*cols)
-                    .where(*base, jobs.c.queue == q, which)
-                    .order_by(jobs.c.neg_priority, jobs.c.seq)
-                    .limit(per_lane)
-                    .subquery()
-                )
         demands: list[Demand] = []
         with self.read() as conn:
-            for i in range(0, len(parts), 100):
-                stmt = sa.union_all(*(sa.select(p) for p in parts[i : i + 100]))
-                demands += [self._demand(r, classes) for r in conn.execute(stmt)]
+            if conn.dialect.name == "postgresql":
+                rows: Any = conn.execute(
+                    _LANES_PG,
+                    {"shard": shard, "queues": names, "classes": list(classes), "k": per_lane},
+                )
+                demands = [self._demand(r, classes) for r in rows]
+            else:
+                for stmt in _lane_selects(cols, base, names, list(classes), per_lane):
+                    demands += [self._demand(r, classes) for r in conn.execute(stmt)]
             gang_ids = list({d.gang for d in demands if d.gang is not None})
             gangs: dict[str, list[Demand]] = {}
             for i in range(0, len(gang_ids), CHUNK):
@@ -133,7 +175,7 @@ class CycleOps(StoreBase):
         return demands, gangs
 
     @staticmethod
-    def _demand(r: Any, classes: Classes) -> Demand:
+    def _demand(r: Any, classes: Classes) -> Demand:  # a row of a lane
         return Demand(
             r.id,
             r.cpu_milli,

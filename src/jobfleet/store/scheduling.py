@@ -18,6 +18,19 @@ from jobfleet.units import format_memory
 
 ACTIVE_RUN_STATES = ("LEASED", "RUNNING")
 
+# One statement for a whole lease batch on PostgreSQL: two arrays, not one parameter per row.
+_LEASE_PG = sa.text(
+    """
+    UPDATE jobs SET state = :state, cancel_requested = :flag, attempt = jobs.attempt + 1,
+           worker = v.worker, run_id = jobs.id || '-' || (jobs.attempt + 1),
+           scheduling_reason = NULL, updated_at = :now
+      FROM unnest(CAST(:ids AS text[]), CAST(:workers AS text[])) AS v(id, worker)
+     WHERE jobs.id = v.id AND jobs.state = 'SCHEDULED' AND jobs.cancel_requested = false
+    RETURNING jobs.id, jobs.state, jobs.cancel_requested, jobs.queue, jobs.job_set,
+              jobs.attempt, jobs.run_id, jobs.worker, jobs.cpu_milli, jobs.memory, jobs.gpu
+    """
+)
+
 
 class SchedulingOps(StoreBase):
     def route(self, shard: str, largest: Capacity | None = None, *, limit: int = 2000) -> int:
@@ -142,30 +155,22 @@ class SchedulingOps(StoreBase):
     def lease(self, shard: str, placed: list[tuple[str, str]], *, lease_timeout: float) -> int:
         """Create a run and its lease for each (job, worker); SCHEDULED → LEASED.
 
-        Set-based, for large batches: one read of the jobs, one UPDATE for all of them (on
-        PostgreSQL `UPDATE ... FROM (VALUES ...)`; on SQLite one per worker), events and runs
-        by COPY, one draw of fencing tokens. A job no longer SCHEDULED is skipped.
+        Set-based, for large batches. On PostgreSQL one `UPDATE ... FROM unnest(ids, workers)
+        ... RETURNING` moves them all (no read first, one statement whatever the size); on
+        SQLite one read and one UPDATE per worker. Then events and runs by COPY, and one draw
+        of fencing tokens. A job no longer SCHEDULED (cancelled meanwhile) is skipped.
         """
         if not placed:
             return 0
         now = time.time()
         worker_of = dict(placed)
-        ids = list(worker_of)
         with self.tx() as conn:
-            refs: list[JobRef] = []
-            for i in range(0, len(ids), CHUNK):
-                refs += self._refs(
-                    conn,
-                    sa.and_(
-                        jobs.c.id.in_(ids[i : i + CHUNK]),
-                        jobs.c.state == JobState.SCHEDULED.value,
-                        jobs.c.cancel_requested == sa.false(),
-                    ),
-                    jobs.c.cpu_milli,
-                    jobs.c.memory,
-                    jobs.c.gpu,
+            if conn.dialect.name == "postgresql":
+                moved = self._lease_pg(conn, worker_of, now)
+            else:
+                moved = self._lease_rows(
+                    conn, self._lease_refs(conn, list(worker_of)), worker_of, now
                 )
-            moved = self._lease_rows(conn, refs, worker_of, now)
             self._append(
                 conn,
                 [
@@ -197,6 +202,44 @@ class SchedulingOps(StoreBase):
             )
         return len(moved)
 
+    def _lease_refs(self, conn: sa.Connection, ids: list[str]) -> list[JobRef]:
+        refs: list[JobRef] = []
+        for i in range(0, len(ids), CHUNK):
+            refs += self._refs(
+                conn,
+                sa.and_(
+                    jobs.c.id.in_(ids[i : i + CHUNK]),
+                    jobs.c.state == JobState.SCHEDULED.value,
+                    jobs.c.cancel_requested == sa.false(),
+                ),
+                jobs.c.cpu_milli,
+                jobs.c.memory,
+                jobs.c.gpu,
+            )
+        return refs
+
+    @staticmethod
+    def _lease_pg(conn: sa.Connection, worker_of: dict[str, str], now: float) -> list[JobRef]:
+        """The lease UPDATE of a whole batch in one statement (the transition table says
+        SCHEDULED → LEASED is legal; the WHERE makes the database refuse anything else)."""
+        step = transition(JobState.SCHEDULED, Op.LEASE, cancel_requested=False)
+        rows = conn.execute(
+            _LEASE_PG,
+            {
+                "state": step.target.value,
+                "flag": step.cancel_requested,
+                "now": now,
+                "ids": list(worker_of),
+                "workers": list(worker_of.values()),
+            },
+        )
+        refs = []
+        for r in rows:
+            ref = JobRef.from_row(r)
+            ref.state = step.target
+            refs.append(ref)
+        return refs
+
     def _lease_rows(
         self, conn: sa.Connection, refs: list[JobRef], worker_of: dict[str, str], now: float
     ) -> list[JobRef]:
@@ -215,31 +258,17 @@ class SchedulingOps(StoreBase):
             jobs.c.cancel_requested == sa.false(),
         )
         got: set[str] = set()
-        if conn.dialect.name == "postgresql":
-            for i in range(0, len(refs), CHUNK):
-                rows = [(r.id, worker_of[r.id]) for r in refs[i : i + CHUNK]]
-                v = sa.values(
-                    sa.column("id", sa.String), sa.column("worker", sa.String), name="v"
-                ).data(rows)
-                stmt = (
-                    jobs.update()
-                    .where(jobs.c.id == v.c.id, *guard)
-                    .values(worker=v.c.worker, **sets)
-                    .returning(jobs.c.id)
-                )
-                got |= set(conn.execute(stmt).scalars())
-        else:
-            by_worker: dict[str, list[str]] = {}
-            for r in refs:
-                by_worker.setdefault(worker_of[r.id], []).append(r.id)
-            for worker, wids in by_worker.items():
-                stmt = (
-                    jobs.update()
-                    .where(jobs.c.id.in_(wids), *guard)
-                    .values(worker=worker, **sets)
-                    .returning(jobs.c.id)
-                )
-                got |= set(conn.execute(stmt).scalars())
+        by_worker: dict[str, list[str]] = {}
+        for r in refs:
+            by_worker.setdefault(worker_of[r.id], []).append(r.id)
+        for worker, wids in by_worker.items():
+            stmt = (
+                jobs.update()
+                .where(jobs.c.id.in_(wids), *guard)
+                .values(worker=worker, **sets)
+                .returning(jobs.c.id)
+            )
+            got |= set(conn.execute(stmt).scalars())
         moved = []
         for r in refs:
             if r.id in got:
