@@ -31,6 +31,7 @@ from jobfleet.scheduling.placement import Demand, Room, explain
 Lane = tuple[int, str]  # (class priority, queue)
 SKIP_LIMIT = 64  # jobs of one queue that may fail in a row before the queue stops for the cycle
 REASON_WINDOW = 200  # jobs per lane, beyond those looked at, that get a reason
+TURN_WINDOW = 20  # the same when the cycle stopped at max_placements
 
 
 @dataclass(slots=True)
@@ -213,9 +214,10 @@ class _Cycle:
             self.plan.unplaced.append(d)
             self.plan.reasons[d.job_id] = self._why(d, lowest, rooms, why)
         out_of_turns = len(self.plan.placed) >= self.max_placements
+        window = TURN_WINDOW if out_of_turns else REASON_WINDOW  # the next cycle follows at once
         for lane, jobs in self.lanes.items():
             start = self.cursor[lane]
-            for d in jobs[start : start + REASON_WINDOW]:
+            for d in jobs[start : start + window]:
                 if d.job_id in self.done:
                     continue
                 if d.queue in self.blocked:
