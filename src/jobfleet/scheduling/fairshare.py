@@ -65,6 +65,8 @@ def count_limit(q: QueueState, n: int = 1) -> str | None:
 
 def resource_limit(q: QueueState, ds: list[Demand]) -> str | None:
     """Why the queue cannot also hold `ds` under its max_resources, or None."""
+    if q.max_cpu_milli is None and q.max_memory is None and q.max_gpu is None:
+        return None  # the common case, checked once per placement: keep it cheap
     for label, limit, used, need, fmt in (
         ("cpu", q.max_cpu_milli, q.cpu_milli, sum(d.cpu_milli for d in ds), _cores),
         ("memory", q.max_memory, q.memory, sum(d.memory for d in ds), format_memory),
