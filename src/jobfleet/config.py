@@ -52,10 +52,28 @@ class PriorityClass(_Strict):
     preemptible: bool = True
 
 
+class MaxResources(_Strict):
+    """A queue's ceiling on what its running jobs hold together (None: no ceiling)."""
+
+    cpu: float | None = Field(default=None, ge=0, description="cores")
+    memory: int | None = Field(default=None, ge=0, description="bytes, or a quantity like '64Gi'")
+    gpu: int | None = Field(default=None, ge=0)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _mem(cls, v: object) -> int | None:
+        if v is None:
+            return None
+        if not isinstance(v, str | int | float) or isinstance(v, bool):
+            raise ValueError("memory is bytes or a quantity like '64Gi'")
+        return parse_memory(v)
+
+
 class QueueConfig(_Strict):
     name: str = Field(pattern=NAME_RE)
     weight: float = Field(default=1.0, gt=0, le=1000)
     max_running_jobs: int | None = Field(default=None, ge=0)
+    max_resources: MaxResources | None = None
     retry: RetryPolicy | None = None
     callback_secret: str | None = Field(default=None, min_length=1)
     ttl_after_finished: float | None = None
@@ -187,6 +205,16 @@ class Settings(_Strict):
     @classmethod
     def _ttl(cls, v: object) -> float | None:
         return None if v is None else _positive(v)
+
+    @field_validator("priority_classes", "queues")
+    @classmethod
+    def _unique_names(cls, v: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for i, item in enumerate(v):
+            if item.name in seen:
+                raise ValueError(f"[{i}].name: duplicate name {item.name!r}")
+            seen.add(item.name)
+        return v
 
     @field_validator("error_categories")
     @classmethod

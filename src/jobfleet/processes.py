@@ -22,7 +22,13 @@ from jobfleet.config import Settings
 from jobfleet.errors import ConfigError
 from jobfleet.housekeeping import Retention
 from jobfleet.runfiles import RunFiles
-from jobfleet.runtime import _ForegroundServer, admin_token, database_url, open_store
+from jobfleet.runtime import (
+    _ForegroundServer,
+    admin_token,
+    database_url,
+    open_store,
+    priority_classes,
+)
 from jobfleet.scheduling.loop import Scheduler
 from jobfleet.server.app import create_app
 from jobfleet.store import Store
@@ -88,6 +94,7 @@ def run_scheduler(settings: Settings, data_dir: Path) -> None:
         gate=leadership.ensure,
         poll=SCHEDULER_POLL,
         on_cycle=metrics.observe_cycle,
+        priority_classes=priority_classes(settings),
     )
     retention = Retention(store, settings, RunFiles(data_dir))
     stop = threading.Event()

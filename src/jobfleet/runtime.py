@@ -26,6 +26,7 @@ from jobfleet.scheduling.loop import Scheduler
 from jobfleet.server.app import create_app
 from jobfleet.store import Store
 from jobfleet.store.base import ORDER
+from jobfleet.store.cycle import ClassInfo
 from jobfleet.store.outbox_write import CALLBACK
 from jobfleet.wiring import store_from_settings
 from jobfleet.worker.agent import Worker
@@ -86,6 +87,11 @@ def admin_token(store: Store, data_dir: Path) -> AdminToken:
     return AdminToken(token, True, path)
 
 
+def priority_classes(settings: Settings) -> dict[str, ClassInfo]:
+    """The configured priority classes as the scheduler uses them."""
+    return {c.name: ClassInfo(c.priority, c.preemptible) for c in settings.priority_classes}
+
+
 def detect_capacity(settings: Settings) -> Capacity:
     w = settings.worker
     cpu = w.cpu if w.cpu is not None else float(os.cpu_count() or 1)
@@ -123,6 +129,7 @@ class LocalStack:
             lease_timeout=settings.lease_timeout,
             on_cycle=metrics.observe_cycle,
             reroute_after=settings.reroute_after,
+            priority_classes=priority_classes(settings),
         )
         self.app = create_app(store, settings, self.files)
         store.subscribe(self.scheduler.wake)

@@ -493,12 +493,13 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from jobfleet.cli import actions, authcmd, fleet, serve
+    from jobfleet.cli import actions, authcmd, fleet, queues, serve
 
     serve.register(cli)
     actions.register(cli, OUTPUT)
     authcmd.register(auth, OUTPUT)
     fleet.register(cli, OUTPUT)
+    queues.register(cli, OUTPUT)
 
 
 _register_commands()

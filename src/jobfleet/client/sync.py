@@ -183,6 +183,31 @@ class JsonClient:
     def reprioritize(self, job_id: str, priority: int) -> Json:
         return self._json("POST", f"{_job_path(job_id)}/reprioritize", json={"priority": priority})
 
+    def reprioritize_job_set(self, queue: str, job_set: str, priority: int) -> Json:
+        """Set the priority of every live job of a job set; returns {"reprioritized": n}."""
+        path = f"/v1/job-sets/{_seg(queue)}/{_seg(job_set)}/reprioritize"
+        return self._json("POST", path, json={"priority": priority})
+
+    # -- queues -------------------------------------------------------------------------------
+
+    def list_queues(self) -> JsonList:
+        return _items(self._json("GET", "/v1/queues"))
+
+    def get_queue(self, name: str) -> Json:
+        return self._json("GET", f"/v1/queues/{_seg(name)}")
+
+    def create_queue(self, name: str, **fields: Any) -> Json:
+        """Create a queue: weight, max_running_jobs, max_resources, retry."""
+        return self._json("POST", "/v1/queues", json={"name": name, **fields})
+
+    def update_queue(self, name: str, **changes: Any) -> Json:
+        """Change some fields of a queue; None removes a limit."""
+        return self._json("PATCH", f"/v1/queues/{_seg(name)}", json=changes)
+
+    def delete_queue(self, name: str) -> None:
+        """Delete a queue; refused (409) while it holds jobs that have not ended."""
+        self._request("DELETE", f"/v1/queues/{_seg(name)}")
+
     def preempt(self, job_id: str) -> Json:
         return self._json("POST", f"{_job_path(job_id)}/preempt")
 

@@ -11,15 +11,19 @@ from typing import TYPE_CHECKING
 
 from jobfleet.errors import NotLeader
 from jobfleet.protocol import Capacity
-from jobfleet.scheduling.placement import Room, place
+from jobfleet.scheduling.cycle import CyclePlan, lanes_of, plan_cycle
+from jobfleet.scheduling.placement import Room
+from jobfleet.scheduling.preemption import plan_preemptions
 from jobfleet.scheduling.routing import ShardState, explain, reroute, route
 
 if TYPE_CHECKING:
     from jobfleet.store import Store
+    from jobfleet.store.cycle import Classes
 
 log = logging.getLogger("jobfleet.scheduler")
 ROUTE_BATCH = 2000  # queued jobs routed per pass
-PLACE_BATCH = 500  # jobs considered per placement pass; passes repeat while they make progress
+PER_LANE = 200  # jobs read from the head of each lane (queue x class) per cycle
+MAX_PLACEMENTS = 10_000  # per cycle; cycles repeat while they make progress
 BUSY_WINDOW = 0.2  # seconds since the last big cycle during which we count as busy
 BUSY_BATCH = 32  # a cycle moving this many jobs is "big": a lone job never waits to coalesce
 COALESCE = 0.02  # how long a busy scheduler waits to gather changes before the next cycle
@@ -38,11 +42,13 @@ class Scheduler:
         lease_timeout: float,
         housekeeping_every: float = 1.0,
         on_cycle: CycleHook | None = None,
+        priority_classes: Classes | None = None,
         reroute_after: float = 60.0,
         gate: Callable[[], bool] | None = None,
         poll: float | None = None,
     ) -> None:
         self.store = store
+        self.classes: Classes = priority_classes or {}
         self.shards = shards  # known from the start; shards of live workers are found each cycle
         self.reroute_after = reroute_after
         self.gate = gate  # leader election: a cycle acts only while it returns True
@@ -114,6 +120,7 @@ class Scheduler:
         housekeeping = time.monotonic() >= self._next_housekeeping
         if housekeeping:
             moved += self.store.expire_leases() + self.store.resolve_dependencies()
+            self.store.break_gangs()
             self._next_housekeeping = time.monotonic() + self.housekeeping_every
         states = self.store.shard_states(fresh_after=time.time() - self.lease_timeout)
         moved += self._route(states, housekeeping)
@@ -144,14 +151,26 @@ class Scheduler:
         return moved
 
     def _place(self, shard: str, free: list[Room], totals: list[Room]) -> int:
-        full = not any(r.cpu_milli > 0 and r.memory > 0 for r in free)
-        # Every worker full: look at the head of the queue only, to say why it waits.
-        demands = self.store.pending(shard, limit=50 if full else PLACE_BATCH)
+        """Read the lanes' heads, plan the cycle (pure), lease, preempt, write the reasons."""
+        queues = self.store.queue_states()
+        demands, gangs = self.store.lanes(shard, sorted(queues), self.classes, per_lane=PER_LANE)
         if not demands:
             return 0
-        plan = place(demands, free, totals, shard)
+        plan = plan_cycle(
+            lanes_of(demands),
+            queues,
+            free,
+            totals,
+            shard,
+            gangs=gangs,
+            closed=self.store.preempting_workers(shard),
+            max_placements=MAX_PLACEMENTS,
+        )
         leased = self.store.lease(shard, plan.placed, lease_timeout=self.lease_timeout)
-        changed = {j: r for j, r in plan.reasons.items() if self._reasons.get(j) != r}
+        reasons = plan.reasons
+        if plan.unplaced:
+            reasons.update(self._preempt(shard, plan, totals))
+        changed = {j: r for j, r in reasons.items() if self._reasons.get(j) != r}
         self.store.set_reasons(changed)
         for job_id, _ in plan.placed:
             self._reasons.pop(job_id, None)
@@ -159,6 +178,33 @@ class Scheduler:
         if len(self._reasons) > 100_000:
             self._reasons.clear()
         return leased
+
+    def _preempt(self, shard: str, plan: CyclePlan, totals: list[Room]) -> dict[str, str]:
+        """Jobs that fit nowhere may evict lower-class preemptible jobs (pure choice); they
+        wait for the victims to stop, and say so."""
+        floor = min((c.priority for c in self.classes.values() if c.preemptible), default=None)
+        if floor is None or all(d.class_priority <= floor for d in plan.unplaced):
+            return {}
+        # Free room from the same read as the running jobs (not from the cycle's start): a
+        # victim that ended in between must not look both gone and still holding its room.
+        running = self.store.running(shard, self.classes)
+        room = {}
+        for t in totals:
+            held = running.get(t.worker, [])
+            room[t.worker] = (
+                t.cpu_milli - sum(r.cpu_milli for r in held),
+                t.memory - sum(r.memory for r in held),
+                t.gpu - sum(r.gpu for r in held),
+            )
+        evictions = plan_preemptions(plan.unplaced, room, running)
+        self.store.request_preemptions([v for e in evictions.values() for v in e.victims])
+        for job_id, e in evictions.items():
+            if e.victims:
+                log.info("job %s preempts %s on %s", job_id, ", ".join(e.victims), e.worker)
+        return {
+            job_id: f"waiting for {e.waiting_for} preempted jobs to stop on worker {e.worker}"
+            for job_id, e in evictions.items()
+        }
 
 
 def _largest(totals: list[Room]) -> Capacity | None:

@@ -10,12 +10,18 @@ from jobfleet.scheduling.avoid import usable
 
 @dataclass(frozen=True, slots=True)
 class Demand:
+    """One pending job as the scheduler sees it (already in its queue's order)."""
+
     job_id: str
     cpu_milli: int
     memory: int
     gpu: int = 0
     avoid: frozenset[str] = frozenset()  # workers not to use if another can hold it
     selector: Mapping[str, str] = field(default_factory=dict)  # labels the worker must have
+    queue: str = "default"
+    class_priority: int = 0  # of its priority class: higher classes are placed first
+    gang: str | None = None
+    gang_size: int = 1
 
 
 @dataclass(slots=True)

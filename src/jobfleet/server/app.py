@@ -27,6 +27,7 @@ from jobfleet.server.routes import (
     logs,
     metrics,
     principals,
+    queues,
 )
 from jobfleet.server.routes import failures as failure_routes
 from jobfleet.store import Store
@@ -77,7 +78,7 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     store.subscribe(broadcaster.notify)
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
-    for module in (health, jobs, events, logs, callbacks, metrics, principals, fleet):
+    for module in (health, jobs, events, logs, callbacks, metrics, principals, fleet, queues):
         app.include_router(module.router)
     app.include_router(failure_routes.router)
     _publish_spec_schema(app)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from jobfleet.access import Principal
 from jobfleet.store.admin import AdminOps
 from jobfleet.store.control import ControlOps
+from jobfleet.store.cycle import CycleOps
 from jobfleet.store.fleet import FleetOps
 from jobfleet.store.intake import IntakeOps
 from jobfleet.store.outbox import OutboxOps
 from jobfleet.store.principals import IssuedToken, PrincipalOps
 from jobfleet.store.queries import EventFilter, JobFilter, QueryOps
+from jobfleet.store.queues import QueueOps
 from jobfleet.store.retention import RetentionOps
 from jobfleet.store.scheduling import SchedulingOps
 from jobfleet.store.stats import StatsOps
@@ -22,6 +24,8 @@ class Store(
     ControlOps,
     SchedulingOps,
     FleetOps,
+    CycleOps,
+    QueueOps,
     WorkerOps,
     AdminOps,
     OutboxOps,

@@ -68,7 +68,11 @@ class ControlOps(StoreBase):
                 "requested_by": actor,
             }
             self._move_one(
-                conn, ref, Op.REPRIORITIZE, values={"priority": priority}, payload=payload
+                conn,
+                ref,
+                Op.REPRIORITIZE,
+                values={"priority": priority, "neg_priority": -priority},
+                payload=payload,
             )
 
     def preempt(self, job_id: str) -> None:

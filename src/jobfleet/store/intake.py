@@ -13,6 +13,7 @@ from jobfleet.lifecycle import EventType, JobState, Op, allowed_actions, transit
 from jobfleet.models import JobSpec
 from jobfleet.scheduling.dependencies import dependency_status
 from jobfleet.store.base import CHUNK, StoreBase, insert_many
+from jobfleet.store.cycle import check_stored_gangs
 from jobfleet.store.schema import jobs, queues
 from jobfleet.store.views import job_view
 
@@ -79,6 +80,7 @@ class IntakeOps(StoreBase):
         now = time.time()
         with self.tx(late_lock=late_lock) as conn:  # new rows only: the lock is for the events
             self._check_queues(conn, specs)
+            check_stored_gangs(conn, specs)
             known = self._existing_client_ids(conn, specs)
             deps = self._dependency_states(conn, specs)
             ids: list[str] = []
@@ -126,7 +128,10 @@ class IntakeOps(StoreBase):
             "job_set": spec.job_set,
             "state": state.value,
             "priority": spec.priority,
+            "neg_priority": -spec.priority,
             "priority_class": spec.priority_class,
+            "gang_id": spec.gang.id if spec.gang else None,
+            "gang_size": spec.gang.size if spec.gang else None,
             "attempt": 0,
             "counted_retries": 0,
             "cancel_requested": False,
@@ -145,11 +150,14 @@ class IntakeOps(StoreBase):
         }
 
     _known_queues: set[str]
+    _known_until: float
 
     def _check_queues(self, conn: sa.Connection, specs: list[JobSpec]) -> None:
-        """Refuse unknown queues. Queues are never deleted, so known names are remembered."""
-        if not hasattr(self, "_known_queues"):
+        """Refuse unknown queues. Known names are remembered for a few seconds (a queue may be
+        deleted, by this process or another one, only when it holds no live job)."""
+        if not hasattr(self, "_known_queues") or time.monotonic() > self._known_until:
             self._known_queues = set()
+            self._known_until = time.monotonic() + 5.0
         names = {s.queue for s in specs} - self._known_queues
         if not names:
             return

@@ -8,15 +8,28 @@ from typing import Any
 import sqlalchemy as sa
 
 from jobfleet.failures import Condition, FailureInfo
-from jobfleet.lifecycle import JobState, Op
+from jobfleet.lifecycle import EventType, JobState, Op, transition
 from jobfleet.protocol import Capacity
 from jobfleet.scheduling.dependencies import combine, dependency_status
 from jobfleet.scheduling.placement import Demand, Room
-from jobfleet.store.base import REF_COLUMNS, JobRef, StoreBase, insert_many
+from jobfleet.store.base import CHUNK, REF_COLUMNS, JobRef, StoreBase, insert_many
 from jobfleet.store.schema import counters, jobs, runs, workers
 from jobfleet.units import format_memory
 
 ACTIVE_RUN_STATES = ("LEASED", "RUNNING")
+
+# One statement for a whole lease batch on PostgreSQL: two arrays, not one parameter per row.
+_LEASE_PG = sa.text(
+    """
+    UPDATE jobs SET state = :state, cancel_requested = :flag, attempt = jobs.attempt + 1,
+           worker = v.worker, run_id = jobs.id || '-' || (jobs.attempt + 1),
+           scheduling_reason = NULL, updated_at = :now
+      FROM unnest(CAST(:ids AS text[]), CAST(:workers AS text[])) AS v(id, worker)
+     WHERE jobs.id = v.id AND jobs.state = 'SCHEDULED' AND jobs.cancel_requested = false
+    RETURNING jobs.id, jobs.state, jobs.cancel_requested, jobs.queue, jobs.job_set,
+              jobs.attempt, jobs.run_id, jobs.worker, jobs.cpu_milli, jobs.memory, jobs.gpu
+    """
+)
 
 
 class SchedulingOps(StoreBase):
@@ -157,61 +170,129 @@ class SchedulingOps(StoreBase):
         return free, totals
 
     def lease(self, shard: str, placed: list[tuple[str, str]], *, lease_timeout: float) -> int:
-        """Create a run and its lease for each (job, worker); SCHEDULED → LEASED."""
+        """Create a run and its lease for each (job, worker); SCHEDULED → LEASED.
+
+        Set-based, for large batches. On PostgreSQL one `UPDATE ... FROM unnest(ids, workers)
+        ... RETURNING` moves them all (no read first, one statement whatever the size); on
+        SQLite one read and one UPDATE per worker. Then events and runs by COPY, and one draw
+        of fencing tokens. A job no longer SCHEDULED (cancelled meanwhile) is skipped.
+        """
         if not placed:
             return 0
         now = time.time()
-        by_worker: dict[str, list[str]] = {}
-        for job_id, worker in placed:
-            by_worker.setdefault(worker, []).append(job_id)
-        count = 0
+        worker_of = dict(placed)
         with self.tx() as conn:
-            for worker, ids in by_worker.items():
-                refs = self._refs(
-                    conn,
-                    sa.and_(jobs.c.id.in_(ids), jobs.c.state == JobState.SCHEDULED.value),
-                    jobs.c.cpu_milli,
-                    jobs.c.memory,
-                    jobs.c.gpu,
+            if conn.dialect.name == "postgresql":
+                moved = self._lease_pg(conn, worker_of, now)
+            else:
+                moved = self._lease_rows(
+                    conn, self._lease_refs(conn, list(worker_of)), worker_of, now
                 )
-                moved = self._move(
-                    conn,
-                    refs,
-                    Op.LEASE,
-                    now=now,
-                    next_attempt=True,
-                    values={
-                        "worker": worker,
-                        "run_id": jobs.c.id + "-" + sa.cast(jobs.c.attempt + 1, sa.String),
-                        "scheduling_reason": None,
-                    },
-                    run_id=lambda r: f"{r.id}-{r.attempt}",
-                    payload={"shard": shard, "worker": worker},
-                )
-                fence = self._fencing(conn, len(moved))
-                insert_many(
-                    conn,
-                    runs,
-                    [
-                        {
-                            "id": r.run_id,
-                            "job_id": r.id,
-                            "attempt": r.attempt,
-                            "state": "LEASED",
-                            "shard": shard,
-                            "worker": worker,
-                            "fencing": fence + i,
-                            "lease_expires_at": now + lease_timeout,
-                            "cpu_milli": r.extra["cpu_milli"],
-                            "memory": r.extra["memory"],
-                            "gpu": r.extra["gpu"],
-                            "created_at": now,
-                        }
-                        for i, r in enumerate(moved)
-                    ],
-                )
-                count += len(moved)
-        return count
+            self._append(
+                conn,
+                [
+                    self._event(r, EventType.LEASED, now, {"shard": shard, "worker": r.worker})
+                    for r in moved
+                ],
+            )
+            fence = self._fencing(conn, len(moved))
+            insert_many(
+                conn,
+                runs,
+                [
+                    {
+                        "id": r.run_id,
+                        "job_id": r.id,
+                        "attempt": r.attempt,
+                        "state": "LEASED",
+                        "shard": shard,
+                        "worker": r.worker,
+                        "fencing": fence + i,
+                        "lease_expires_at": now + lease_timeout,
+                        "cpu_milli": r.extra["cpu_milli"],
+                        "memory": r.extra["memory"],
+                        "gpu": r.extra["gpu"],
+                        "created_at": now,
+                    }
+                    for i, r in enumerate(moved)
+                ],
+            )
+        return len(moved)
+
+    def _lease_refs(self, conn: sa.Connection, ids: list[str]) -> list[JobRef]:
+        refs: list[JobRef] = []
+        for i in range(0, len(ids), CHUNK):
+            refs += self._refs(
+                conn,
+                sa.and_(
+                    jobs.c.id.in_(ids[i : i + CHUNK]),
+                    jobs.c.state == JobState.SCHEDULED.value,
+                    jobs.c.cancel_requested == sa.false(),
+                ),
+                jobs.c.cpu_milli,
+                jobs.c.memory,
+                jobs.c.gpu,
+            )
+        return refs
+
+    @staticmethod
+    def _lease_pg(conn: sa.Connection, worker_of: dict[str, str], now: float) -> list[JobRef]:
+        """The lease UPDATE of a whole batch in one statement (the transition table says
+        SCHEDULED → LEASED is legal; the WHERE makes the database refuse anything else)."""
+        step = transition(JobState.SCHEDULED, Op.LEASE, cancel_requested=False)
+        rows = conn.execute(
+            _LEASE_PG,
+            {
+                "state": step.target.value,
+                "flag": step.cancel_requested,
+                "now": now,
+                "ids": list(worker_of),
+                "workers": list(worker_of.values()),
+            },
+        )
+        refs = []
+        for r in rows:
+            ref = JobRef.from_row(r)
+            ref.state = step.target
+            refs.append(ref)
+        return refs
+
+    def _lease_rows(
+        self, conn: sa.Connection, refs: list[JobRef], worker_of: dict[str, str], now: float
+    ) -> list[JobRef]:
+        """The guarded UPDATE of a lease batch (the table says SCHEDULED → LEASED is legal)."""
+        step = transition(JobState.SCHEDULED, Op.LEASE, cancel_requested=False)
+        sets: dict[str, Any] = {
+            "state": step.target.value,
+            "cancel_requested": step.cancel_requested,
+            "attempt": jobs.c.attempt + 1,
+            "run_id": jobs.c.id + "-" + sa.cast(jobs.c.attempt + 1, sa.String),
+            "scheduling_reason": None,
+            "updated_at": now,
+        }
+        guard = (
+            jobs.c.state == JobState.SCHEDULED.value,
+            jobs.c.cancel_requested == sa.false(),
+        )
+        got: set[str] = set()
+        by_worker: dict[str, list[str]] = {}
+        for r in refs:
+            by_worker.setdefault(worker_of[r.id], []).append(r.id)
+        for worker, wids in by_worker.items():
+            stmt = (
+                jobs.update()
+                .where(jobs.c.id.in_(wids), *guard)
+                .values(worker=worker, **sets)
+                .returning(jobs.c.id)
+            )
+            got |= set(conn.execute(stmt).scalars())
+        moved = []
+        for r in refs:
+            if r.id in got:
+                r.state, r.attempt, r.worker = step.target, r.attempt + 1, worker_of[r.id]
+                r.run_id = f"{r.id}-{r.attempt}"
+                moved.append(r)
+        return moved
 
     @staticmethod
     def _fencing(conn: sa.Connection, n: int) -> int:

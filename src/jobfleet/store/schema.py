@@ -55,6 +55,9 @@ jobs = sa.Table(
     sa.Column("callback", sa.String(8)),
     sa.Column("ttl", sa.Float),
     sa.Column("expires_at", sa.Float),
+    sa.Column("gang_id", sa.String(128)),  # migration 0170
+    sa.Column("gang_size", sa.Integer),
+    sa.Column("neg_priority", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("ix_jobs_queue_seq", "queue", "seq"),
     sa.Index("ix_jobs_job_set", "queue", "job_set", "seq"),
     sa.Index("ix_jobs_state_seq", "state", "seq"),
@@ -62,6 +65,11 @@ jobs = sa.Table(
     sa.Index("ix_jobs_worker", "worker", "state"),
     sa.Index("ix_jobs_expires_at", "expires_at"),
     sa.Index("ix_jobs_finished_at", "finished_at"),
+    # A lane (one queue, one priority class) in placement order: its head is an index range.
+    # `neg_priority` (= -priority) lets one ascending index, the same on both backends, give
+    # the placement order (priority DESC, seq ASC).
+    sa.Index("ix_jobs_lane", "state", "shard", "queue", "priority_class", "neg_priority", "seq"),
+    sa.Index("ix_jobs_gang", "gang_id", "state"),
     sa.Index(
         "ux_jobs_client_id",
         "queue",

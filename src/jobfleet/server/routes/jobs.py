@@ -11,9 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from jobfleet.callbacks.ingress import check_callbacks
+from jobfleet.config import Settings
 from jobfleet.errors import InvalidInput
 from jobfleet.lifecycle import JobState
 from jobfleet.models import MAX_BATCH, MAX_PRIORITY, JobSpec
+from jobfleet.scheduling.admission import admission_errors
 from jobfleet.sealed import sealed_errors
 from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Svc
@@ -128,6 +130,15 @@ def refuse_unsealed(specs: list[JobSpec], batch: bool, allow: list[str]) -> None
         raise InvalidInput(f"{first}: {errors[0]['msg']}", errors[:200])
 
 
+def check_admission(specs: list[JobSpec], settings: Settings, *, batch: bool) -> None:
+    """Priority classes must exist; a gang's members in one request must agree (422)."""
+    classes = {c.name for c in settings.priority_classes}
+    errors = admission_errors(specs, classes, batch=batch)
+    if errors:
+        first = ".".join(str(p) for p in errors[0]["loc"])
+        raise InvalidInput(f"{first}: {errors[0]['msg']}", errors[:200])
+
+
 @router.post("/jobs", status_code=201, openapi_extra=_SUBMIT_DOC, summary="Submit jobs")
 async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
     """Submit one job spec, or a batch `{"jobs": [...]}` (≤ 10,000) stored all-or-nothing."""
@@ -140,6 +151,7 @@ async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
         if svc.settings.sealed:
             refuse_unsealed(specs, batch, svc.settings.callbacks.allow)
         check_callbacks(specs, svc.settings, svc.store.queue_secret, batch=batch)
+        check_admission(specs, svc.settings, batch=batch)
         jobs = svc.store.submit_views(specs, actor=caller.name)
         return json_response({"jobs": jobs} if batch else jobs[0], 201)
 
