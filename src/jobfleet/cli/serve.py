@@ -29,11 +29,11 @@ def up(
     log_format: str | None,
 ) -> None:
     """Run server, scheduler and a local worker on this machine, in the foreground."""
-    from jobfleet.runtime import default_data_dir, run_up
-
     settings = load_settings(
         config_file, host=host, port=port, database=database, log_format=log_format
     )
+    from jobfleet.runtime import default_data_dir, run_up  # heavy: only for a valid config
+
     run_up(settings, data_dir or default_data_dir())
 
 
