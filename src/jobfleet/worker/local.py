@@ -23,7 +23,7 @@ from jobfleet.runfiles import RunFiles
 from jobfleet.store import Store
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.isolation import Isolation, worker_dir
-from jobfleet.worker.isolation.gpus import GpuPool, detect_gpus
+from jobfleet.worker.isolation.gpus import GpuPool, gpu_devices
 
 Event = multiprocessing.synchronize.Event
 
@@ -56,7 +56,7 @@ def build_worker(settings: Settings, store: Store, files: RunFiles, capacity: Ca
         labels=w.labels,
         grace=w.grace,
         isolation=isolation,
-        gpus=GpuPool(detect_gpus(w.gpu_devices)),
+        gpus=GpuPool(gpu_devices(w.gpu, w.gpu_devices)),
         log_limit=w.log_limit,
     )
 
