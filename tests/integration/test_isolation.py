@@ -285,7 +285,7 @@ def _outer_pid(pidfile: Path, ns: bool) -> int:
 
 
 @pytest.mark.parametrize("namespaces", [True, False], ids=["pid-namespace", "cgroup-only"])
-@pytest.mark.parametrize("how", ["exit", "cancel", "deadline", "shutdown"])
+@pytest.mark.parametrize("how", ["exit", "cancel", "preempt", "deadline", "shutdown"])
 def test_a_daemonised_grandchild_does_not_outlive_its_run(
     tmp_path: Path, namespaces: bool, how: str
 ) -> None:
@@ -303,13 +303,13 @@ def test_a_daemonised_grandchild_does_not_outlive_its_run(
     assert alive(daemon)
     if how == "exit":
         gate.touch()
-    if how == "cancel":
-        runner.executor.kill(run, "cancel")
+    if how in ("cancel", "preempt"):
+        runner.executor.kill(run, how)  # type: ignore[arg-type]
     if how == "shutdown":
         runner.close()
     else:
         done = runner.wait(run)
-        want = {"exit": "succeeded", "cancel": "cancelled", "deadline": "failed"}[how]
+        want = {"exit": "succeeded", "cancel": "cancelled", "preempt": "failed"}.get(how, "failed")
         assert done.outcome == want
         runner.close()
     wait_for(lambda: not alive(daemon), timeout=5, what="the daemon to be gone")

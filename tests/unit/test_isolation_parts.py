@@ -125,3 +125,14 @@ def test_weak_isolation_is_spelled_out() -> None:
     assert weak[0] == "no cgroup limits, using rlimits (cgroup1: EACCES)"
     assert "no PID namespaces (unshare refused)" in weak
     assert iso.info()["backend"] == "rlimits" and iso.info()["oom_detection"] is False
+
+
+def test_configured_gpu_count_and_devices_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobfleet.worker.isolation.gpus import gpu_devices
+
+    monkeypatch.setenv("JOBFLEET_FAKE_GPUS", "4,5,6")
+    assert gpu_devices(None, None) == ["4", "5", "6"]
+    assert gpu_devices(2, None) == ["4", "5"]
+    monkeypatch.setenv("JOBFLEET_FAKE_GPUS", "")
+    assert gpu_devices(2, None) == ["0", "1"]
+    assert gpu_devices(None, None) == []

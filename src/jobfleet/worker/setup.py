@@ -8,7 +8,7 @@ from typing import Any
 from jobfleet.config import Settings
 from jobfleet.runfiles import RunFiles
 from jobfleet.worker.isolation import Isolation, worker_dir
-from jobfleet.worker.isolation.gpus import GpuPool, detect_gpus
+from jobfleet.worker.isolation.gpus import GpuPool, gpu_devices
 
 
 def execution_parts(settings: Settings, name: str, files: RunFiles) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def execution_parts(settings: Settings, name: str, files: RunFiles) -> dict[str,
     )
     return {
         "isolation": isolation,
-        "gpus": GpuPool(detect_gpus(w.gpu_devices)),
+        "gpus": GpuPool(gpu_devices(w.gpu, w.gpu_devices)),
         "log_limit": w.log_limit,
         "grace": w.grace,
         "labels": w.labels,

@@ -31,6 +31,15 @@ def detect_gpus(configured: list[str] | None = None) -> list[str]:
     return _GPU_LINE.findall(out)
 
 
+def gpu_devices(count: int | None, configured: list[str] | None) -> list[str]:
+    """The devices to hand out: those found, cut to `worker.gpu` when that is set; with
+    `worker.gpu` set and none found, indices 0..gpu-1 (the operator knows best)."""
+    found = detect_gpus(configured)
+    if count is None:
+        return found
+    return found[:count] if found else [str(i) for i in range(count)]
+
+
 class GpuPool:
     """Free and held devices; thread-safe. A released device goes back to the front."""
 
