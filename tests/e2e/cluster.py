@@ -190,10 +190,12 @@ class Cluster:
             what=what or f"job {job_id}",
         )
 
-    def run_pid(self, run_id: str) -> int:
+    def run_pids(self, run_id: str) -> list[int]:
+        """The live processes of a run, by its JOBFLEET_RUN_ID (host pids: in a PID namespace
+        the job's own `$$` means nothing out here)."""
         path = self.pids / f"{run_id}.pid"
         wait_for(path.exists, timeout=10, what=f"pid file of {run_id}")
-        return int(path.read_text().strip())
+        return processes_of(run_id)
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -202,8 +204,25 @@ class Cluster:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
         for pidfile in self.pids.glob("*.pid"):
-            with contextlib.suppress(ProcessLookupError, ValueError, PermissionError):
-                os.killpg(int(pidfile.read_text().strip()), signal.SIGKILL)
+            for pid in processes_of(pidfile.name.removesuffix(".pid")):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def processes_of(run_id: str) -> list[int]:
+    """Live (not zombie) processes whose environment says they belong to `run_id`."""
+    marker = f"JOBFLEET_RUN_ID={run_id}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker in f.read().split(b"\0") and alive(int(entry)):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
 
 
 def alive(pid: int) -> bool:

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from jobfleet.store.engine import normalise_url
 from jobfleet.store.leader import LEADER_LOCK, FileClaim
-from tests.e2e.cluster import LEASE_TIMEOUT, TOKEN, Cluster, alive, make_cluster
+from tests.e2e.cluster import LEASE_TIMEOUT, TOKEN, Cluster, make_cluster, processes_of
 from tests.e2e.conftest import run_cli
 from tests.helpers import wait_for
 
@@ -159,14 +159,17 @@ def test_a_worker_cut_off_past_its_lease_kills_the_run_it_lost(cluster: Cluster)
     cut = c.start("wa")["wa"]
     job_id = c.submit(FIRST_RUN_HANGS)
     first = running_on(c, job_id)
-    pid = c.run_pid(first["id"])
+    assert c.run_pids(first["id"])
     cut.signal(signal.SIGSTOP)
     c.worker("wb")
     done = c.wait_job(job_id, lambda j: j["state"] == "SUCCEEDED", timeout=30, what="rerun")
     assert [r["worker"] for r in done["runs"]] == ["wa", "wb"]
-    assert done["runs"][0]["state"] == "LOST" and alive(pid)  # still running, cut off
+    assert done["runs"][0]["state"] == "LOST"
+    assert processes_of(first["id"])  # still running, cut off
     cut.signal(signal.SIGCONT)
-    wait_for(lambda: not alive(pid), timeout=15, what="the lost run's process to be killed")
+    wait_for(
+        lambda: not processes_of(first["id"]), timeout=15, what="the lost run's processes killed"
+    )
     c.wait_log(cut, f"run {first['id']} is no longer ours")
     c.wait_log(cut, f"report on run {first['id']} refused")
     assert len(requeues(c, job_id)) == 1
