@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobfleet.client.sync import Client
+from jobfleet.client.sync import JsonClient as Client
 from jobfleet.store import Store
 from tests.conftest import truncate
 from tests.e2e.conftest import JOBFLEET, free_port, make_env
