@@ -19,6 +19,7 @@ from jobfleet.server.deps import Services
 from jobfleet.server.notify import Broadcaster
 from jobfleet.server.routes import events, health, jobs, logs
 from jobfleet.store import Store
+from jobfleet.web import install as install_dashboard
 
 
 class BodyLimit:
@@ -67,6 +68,7 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     for module in (health, jobs, events, logs):
         app.include_router(module.router)
+    install_dashboard(app)
     _publish_spec_schema(app)
     return app
 

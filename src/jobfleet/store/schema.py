@@ -52,6 +52,7 @@ jobs = sa.Table(
     sa.Index("ix_jobs_queue_seq", "queue", "seq"),
     sa.Index("ix_jobs_job_set", "queue", "job_set", "seq"),
     sa.Index("ix_jobs_state_seq", "state", "seq"),
+    sa.Index("ix_jobs_queue_state_seq", "queue", "state", "seq"),  # dashboard filters, counts
     sa.Index("ix_jobs_pending", "state", "shard", "priority", "seq"),
     sa.Index("ix_jobs_worker", "worker", "state"),
     sa.Index(
