@@ -37,7 +37,8 @@ SELECT id, queue, job_set, state, i % 10, 1, 1000, 268435456, 0,
 FROM (
   SELECT i, 'SYN' || lpad(i::text, 23, '0') AS id,
          (CAST(:queues AS text[]))[1 + i % :nq] AS queue, 'set-' || (i / 1000) AS job_set,
-         (CAST(:states AS text[]))[1 + (i * 7) % :ns] AS state, (CAST(:teams AS text[]))[1 + i % :nt] AS team
+         (CAST(:states AS text[]))[1 + (i * 7) % :ns] AS state,
+         (CAST(:teams AS text[]))[1 + i % :nt] AS team
   FROM generate_series(CAST(:start AS bigint), CAST(:stop AS bigint)) AS i
 ) AS g
 """
@@ -79,9 +80,7 @@ def fill_jobs(
 
 def _max_synthetic(store: StoreBase) -> int:
     with store.read() as conn:
-        top = conn.execute(
-            sa.select(sa.func.max(jobs.c.id)).where(jobs.c.id.like("SYN%"))
-        ).scalar()
+        top = conn.execute(sa.select(sa.func.max(jobs.c.id)).where(jobs.c.id.like("SYN%"))).scalar()
     return int(str(top)[3:]) if top else 0
 
 
