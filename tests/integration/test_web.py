@@ -3,6 +3,8 @@ refuses a foreign origin, and that the API still takes bearer tokens only."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -70,3 +72,46 @@ def test_bad_filters_name_their_field(api: Api) -> None:
         assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["state"]
         r = c.get("/ui/jobs?label=novalue")
         assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["label"]
+
+
+def sse_until(client: httpx.Client, url: str, last: str, **kw: object) -> list[str]:
+    """The `event:`/`data:` lines of an SSE response up to the first `event: <last>`."""
+    seen: list[str] = []
+    deadline = time.monotonic() + 20
+    with client.stream("GET", url, **kw) as r:  # type: ignore[arg-type]
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith(("event:", "data:")):
+                seen.append(line)
+            if line == f"event: {last}" or time.monotonic() > deadline:
+                break
+    assert f"event: {last}" in seen, seen
+    return seen
+
+
+def test_the_event_feed_resumes_after_last_event_id(api: Api) -> None:
+    job = api.submit(command=["true"], job_set="web-sse")
+    api.wait_state(str(job["id"]), "SUCCEEDED")
+    with signed_in(api) as c:
+        ids = [e["id"] for e in api.http.get(f"/v1/jobs/{job['id']}/events").json()["items"]]
+        seen = sse_until(
+            c,
+            f"/ui/stream?job_id={job['id']}",
+            "succeeded",
+            headers={"Last-Event-ID": str(ids[2] - 1)},
+        )
+    events = [line.removeprefix("event: ") for line in seen if line.startswith("event:")]
+    assert events == ["scheduled", "leased", "running", "succeeded"]
+
+
+def test_the_log_feed_sends_only_what_follows_the_offset(api: Api) -> None:
+    job = api.submit(command=["sh", "-c", "echo one; echo two; echo three"])
+    api.wait_state(str(job["id"]), "SUCCEEDED")
+    with signed_in(api) as c:
+        seen = sse_until(c, f"/ui/jobs/{job['id']}/logs/stream?offset=4", "end")
+        page = c.get(f"/ui/jobs/{job['id']}")
+    text = "".join(
+        json.loads(line[5:]).get("text", "") for line in seen if line.startswith("data:")
+    )
+    assert text == "two\nthree\n"
+    assert "one\ntwo\nthree" in page.text  # the page's own tail

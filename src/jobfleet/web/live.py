@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
-from jobfleet.server.routes.events import SSE_HEADERS, event_stream, sse
+from jobfleet.server.routes.events import SSE_HEADERS, _resume_point, event_stream, sse
 from jobfleet.store import EventFilter
 from jobfleet.web.auth import UiCaller
 from jobfleet.web.common import svc
@@ -36,9 +36,14 @@ async def events_feed(
     after: Annotated[int, Query(ge=0)] = 0,
     job_id: str | None = None,
     queue: str | None = None,
+    last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
+    """Events after `after` (the newest the page had when it was rendered), or after the
+    browser's Last-Event-ID when EventSource reconnects; from now on if neither is given."""
     flt = EventFilter(queues=[queue] if queue else [], job_id=job_id)
-    start = after or await run_in_threadpool(svc(request).store.last_event_id)
+    start = _resume_point(after, last_event_id)
+    if not start:
+        start = await run_in_threadpool(svc(request).store.last_event_id)
     return StreamingResponse(
         event_stream(request, svc(request), flt, start),
         media_type="text/event-stream",
