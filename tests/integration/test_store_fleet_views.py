@@ -101,3 +101,16 @@ def test_workers_show_capacity_allocation_and_liveness(store: Store) -> None:
     assert w["utilisation"] == 4.0 / 16.0
     [stale] = store.worker_views(lease_timeout=-1)
     assert not stale["alive"]
+
+
+def test_the_job_page_reads_only_the_newest_runs(store: Store) -> None:
+    from jobfleet.store.synthetic import fill_history
+
+    [job_id] = store.submit([spec()])
+    run_ids = fill_history(store, job_id, 25)  # five attempts that ran and were requeued
+    view = store.job_page_view(job_id, runs_limit=2)
+    assert [r["id"] for r in view["runs"]] == run_ids[-2:] and view["runs_total"] == 5
+    assert store.run_progress(job_id, None) == (run_ids[-1], "LOST")
+    assert store.run_progress(job_id, run_ids[0]) == (run_ids[0], "LOST")
+    [fresh] = store.submit([spec()])
+    assert store.run_progress(fresh, None) == (None, "QUEUED")

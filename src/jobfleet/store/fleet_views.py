@@ -14,11 +14,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from jobfleet.errors import NotFound
 from jobfleet.lifecycle import EventType, JobState, Op
 from jobfleet.store.control import ControlOps
 from jobfleet.store.queries import JobFilter, QueryOps, decode_cursor, encode_cursor
 from jobfleet.store.schema import events, jobs, queues, runs, workers
-from jobfleet.store.views import event_view, history_view, iso
+from jobfleet.store.views import event_view, history_view, iso, job_view
 
 ROW_COLUMNS = (
     jobs.c.seq,
@@ -149,6 +150,42 @@ class FleetViewOps(QueryOps, ControlOps):
                 )
                 earlier = int(conn.execute(count).scalar() or 0)
         return history_view(list(reversed(rows[:limit])), time.time()), earlier
+
+    def job_page_view(self, job_id: str, *, runs_limit: int = 50) -> dict[str, Any]:
+        """The job object with only its newest `runs_limit` runs (oldest first among them), and
+        `runs_total`: a job retried thousands of times still opens fast."""
+        with self.read() as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+            if row is None:
+                raise NotFound(f"no job {job_id!r}")
+            newest = conn.execute(
+                sa.select(runs)
+                .where(runs.c.job_id == job_id)
+                .order_by(runs.c.attempt.desc())
+                .limit(runs_limit)
+            ).all()
+            total = len(newest)
+            if total == runs_limit:
+                count = sa.select(sa.func.count()).where(runs.c.job_id == job_id)
+                total = int(conn.execute(count).scalar() or 0)
+        view = job_view(row._mapping, [r._mapping for r in reversed(newest)])
+        view["runs_total"] = total
+        return view
+
+    def run_progress(self, job_id: str, run_id: str | None) -> tuple[str | None, str]:
+        """(the run — `run_id`, else the job's latest —, its state; the job's state if none)."""
+        stmt = sa.select(runs.c.id, runs.c.state).where(runs.c.job_id == job_id)
+        if run_id:
+            stmt = stmt.where(runs.c.id == run_id)
+        stmt = stmt.order_by(runs.c.attempt.desc()).limit(1)
+        with self.read() as conn:
+            found = conn.execute(stmt).first()
+            if found is not None:
+                return str(found.id), str(found.state)
+            state = conn.execute(sa.select(jobs.c.state).where(jobs.c.id == job_id)).scalar()
+        if state is None:
+            raise NotFound(f"no job {job_id!r}")
+        return None, str(state)
 
     def jobs_brief(self, ids: list[str]) -> dict[str, str]:
         """id → state for the jobs that exist (dependency links)."""

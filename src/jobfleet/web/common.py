@@ -19,7 +19,6 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 format.install(templates.env)
 templates.env.globals["STATES"] = [s.value for s in JobState]
-templates.env.globals["RUNS_SHOWN"] = 50
 templates.env.globals["TERMINAL"] = [s.value for s in JobState if s.terminal]
 
 

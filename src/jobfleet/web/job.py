@@ -23,6 +23,7 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 LOG_TAIL = 64 * 1024
 EVENTS_PAGE = 50
 TIMELINE = 200
+RUNS_SHOWN = 50
 Stream = Literal["stdout", "stderr"]
 
 
@@ -53,7 +54,7 @@ async def _panel(request: Request, job_id: str, notice: str | None = None) -> di
     store = svc(request).store
 
     def read() -> dict[str, Any]:
-        job = store.get_job(job_id)
+        job = store.job_page_view(job_id, runs_limit=RUNS_SHOWN)
         timeline, earlier = store.recent_history(job_id, limit=TIMELINE)
         deps = [d.get("job_id") for d in job["spec"].get("depends_on") or []]
         return {
@@ -99,7 +100,8 @@ async def job_events(
 async def job_log(
     request: Request, job_id: str, _: UiCaller, stream: Stream = "stdout", run: str | None = None
 ) -> Response:
-    job = await run_in_threadpool(svc(request).store.get_job, job_id)
+    store = svc(request).store
+    job = await run_in_threadpool(lambda: store.job_page_view(job_id, runs_limit=RUNS_SHOWN))
     return render(request, "_log.html", job=job, log=await _log(request, job, stream, run))
 
 

@@ -78,13 +78,7 @@ def read_from(path: Path, offset: int) -> bytes:
 
 def run_state(request: Request, job_id: str, run_id: str | None) -> tuple[str | None, str]:
     """(the run followed — the named one, else the latest —, its state or the job's)."""
-    job = svc(request).store.get_job(job_id)
-    runs = job["runs"]
-    chosen = next((r for r in runs if r["id"] == run_id), None) if run_id else None
-    chosen = chosen or (runs[-1] if runs and not run_id else None)
-    if chosen is None:
-        return None, str(job["state"])
-    return str(chosen["id"]), str(chosen["state"])
+    return svc(request).store.run_progress(job_id, run_id)
 
 
 @router.get("/jobs/{job_id}/logs/stream", include_in_schema=False)
@@ -96,7 +90,7 @@ async def follow_log(
     run: str | None = None,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> StreamingResponse:
-    await run_in_threadpool(svc(request).store.get_job, job_id)  # 404 before streaming
+    await run_in_threadpool(svc(request).store.run_progress, job_id, run)  # 404 first
     return StreamingResponse(
         _follow(request, job_id, run, stream, offset),
         media_type="text/event-stream",
