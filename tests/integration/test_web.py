@@ -66,12 +66,20 @@ def test_actions_refuse_another_origin_and_store_nothing(api: Api) -> None:
     api.wait_state(str(job["id"]), "CANCELLED")
 
 
-def test_bad_filters_name_their_field(api: Api) -> None:
+def test_bad_filters_and_unknown_jobs_are_pages_that_say_why(api: Api) -> None:
     with signed_in(api) as c:
         r = c.get("/ui/jobs?state=NOPE")
-        assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["state"]
+        assert r.status_code == 422 and "<code>state</code>" in r.text and "NOPE" in r.text
         r = c.get("/ui/jobs?label=novalue")
-        assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["label"]
+        assert r.status_code == 422 and "<code>label</code>" in r.text
+        r = c.get("/ui/jobs?cursor=garbage")
+        assert r.status_code == 422 and "cursor" in r.text
+        r = c.get("/ui/jobs/NO-SUCH-JOB")
+        assert (
+            r.status_code == 404 and "no job" in r.text and "text/html" in r.headers["content-type"]
+        )
+    r = api.http.get("/v1/jobs/NO-SUCH-JOB")  # the API still answers problem+json
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
 
 
 def sse_until(client: httpx.Client, url: str, last: str, **kw: object) -> list[str]:

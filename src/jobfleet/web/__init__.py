@@ -9,9 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
+from jobfleet.errors import InvalidInput, NotFound
+from jobfleet.server import problems
 from jobfleet.web import job, live, pages
 from jobfleet.web.auth import SignInNeeded
-from jobfleet.web.common import HERE
+from jobfleet.web.common import HERE, render
 
 
 def install(app: FastAPI) -> None:
@@ -27,3 +29,18 @@ def install(app: FastAPI) -> None:
         if request.headers.get("accept", "").startswith("text/event-stream"):
             return Response(status_code=401)
         return RedirectResponse(target, status_code=303)
+
+    async def _as_page(request: Request, exc: Exception) -> Response:
+        """A dashboard page that cannot be shown says why, as a page; the API's answer is
+        unchanged (problem+json)."""
+        assert isinstance(exc, InvalidInput | NotFound)
+        if not request.url.path.startswith("/ui") or request.headers.get("hx-request"):
+            return problems.problem(exc.status, exc.title, exc.detail, **exc.extra)
+        errors = exc.extra.get("errors", [])
+        title = "Not found" if isinstance(exc, NotFound) else "Check the filter"
+        return render(
+            request, "error.html", status=exc.status, title=title, detail=exc.detail, errors=errors
+        )
+
+    app.add_exception_handler(InvalidInput, _as_page)
+    app.add_exception_handler(NotFound, _as_page)

@@ -16,6 +16,7 @@ from jobfleet.store import JobFilter
 from jobfleet.web import format
 
 HERE = Path(__file__).parent
+MAX_TEXT = 200  # as the API's `q`
 templates = Jinja2Templates(directory=HERE / "templates")
 format.install(templates.env)
 templates.env.globals["STATES"] = [s.value for s in JobState]
@@ -46,12 +47,15 @@ def job_filter(params: dict[str, Any]) -> JobFilter:
         if not sep or not key:
             raise InvalidInput(f"label: {item!r} is not k=v", [{"loc": ["label"], "msg": item}])
         labels[key.strip()] = value.strip()
+    text = (params.get("q") or "").strip()
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(f"q: at most {MAX_TEXT} characters", [{"loc": ["q"], "msg": "too long"}])
     return JobFilter(
         queue=params.get("queue") or None,
         job_set=params.get("job_set") or None,
         states=states,
         labels=labels,
-        text=(params.get("q") or "").strip() or None,
+        text=text or None,
     )
 
 
