@@ -75,6 +75,16 @@ def test_overview_counts_states_and_running_resources_per_queue(store: Store) ->
     assert default["running"] == {"jobs": 3, "cpu": 6.0, "memory": 3 * 2**30, "gpu": 0}
     assert "default" in store.queue_names()
     assert store.event_rate(window=60) > 0
+    assert store.event_rate(window=60, scan=1) == 1 / 60  # looks at the newest event only
+
+
+def test_finished_counts_can_come_from_a_cache(store: Store) -> None:
+    [job_id] = store.submit([spec()])
+    store.cancel(job_id)
+    assert store.final_counts() == {("default", "CANCELLED"): 1}
+    stale = {("default", "SUCCEEDED"): 7}
+    [default] = [q for q in store.queue_overview(final=stale) if q["name"] == "default"]
+    assert default["states"] == {"SUCCEEDED": 7} and default["total"] == 7
 
 
 def test_recent_failures_are_counted_by_category_else_condition(store: Store) -> None:

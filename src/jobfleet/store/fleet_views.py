@@ -39,7 +39,9 @@ ROW_COLUMNS = (
     jobs.c.updated_at,
 )
 LIVE = [s.value for s in JobState if not s.terminal]
+FINAL = [s.value for s in JobState if s.terminal]
 ACTIVE = [JobState.LEASED.value, JobState.RUNNING.value]
+RECENT_SCAN = 200_000  # events: the overview's failure and rate figures look no further back
 _TRANSITIONS = [e.value for e in EventType if e is not EventType.REPRIORITIZED]
 _FAILURE_TYPES = [EventType.FAILED.value, EventType.REQUEUED.value, EventType.PREEMPTED.value]
 CANCEL_CHUNK = 1000
@@ -201,10 +203,26 @@ class FleetViewOps(QueryOps, ControlOps):
 
     # -- the overview -------------------------------------------------------------------
 
-    def queue_overview(self) -> list[dict[str, Any]]:
-        """Per queue: jobs by state, resources of LEASED/RUNNING jobs, its configured limits."""
-        counts = sa.select(jobs.c.queue, jobs.c.state, sa.func.count()).group_by(
-            jobs.c.queue, jobs.c.state
+    def final_counts(self) -> dict[tuple[str, str], int]:
+        """(queue, state) → jobs, for the finished states: the bulk of a long-lived store, one
+        pass over the (queue, state, seq) index. Callers may cache it (it only grows)."""
+        stmt = (
+            sa.select(jobs.c.queue, jobs.c.state, sa.func.count())
+            .where(jobs.c.state.in_(FINAL))
+            .group_by(jobs.c.queue, jobs.c.state)
+        )
+        with self.read() as conn:
+            return {(q, st): int(n) for q, st, n in conn.execute(stmt).all()}
+
+    def queue_overview(
+        self, *, final: dict[tuple[str, str], int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Per queue: jobs by state (live states counted now; finished ones from `final`, else
+        counted now too), resources of LEASED/RUNNING jobs, its weight and configured limits."""
+        live = (
+            sa.select(jobs.c.queue, jobs.c.state, sa.func.count())
+            .where(jobs.c.state.in_(LIVE))
+            .group_by(jobs.c.queue, jobs.c.state)
         )
         used = (
             sa.select(
@@ -219,36 +237,41 @@ class FleetViewOps(QueryOps, ControlOps):
         )
         with self.read() as conn:
             known = {r.name: r for r in conn.execute(sa.select(queues)).all()}
-            by_state = conn.execute(counts).all()
+            counts = {(q, st): int(n) for q, st, n in conn.execute(live).all()}
             running = {r[0]: r for r in conn.execute(used).all()}
-        out: dict[str, dict[str, Any]] = {}
-        for name in sorted(set(known) | {r[0] for r in by_state}):
-            q = known.get(name)
-            out[name] = {
-                "name": name,
-                "weight": q.weight if q is not None else None,
-                "config": dict(q.config or {}) if q is not None else {},
-                "states": {},
-                "total": 0,
-                "running": _usage(running.get(name)),
-            }
-        for queue, state, n in by_state:
-            out[queue]["states"][state] = int(n)
-            out[queue]["total"] += int(n)
+        counts.update(self.final_counts() if final is None else final)
+        out = {
+            name: _queue(name, known.get(name), running.get(name))
+            for name in sorted(set(known) | {q for q, _ in counts})
+        }
+        for (queue, state), n in counts.items():
+            out[queue]["states"][state] = n
+            out[queue]["total"] += n
         return list(out.values())
 
-    def recent_failures(self, *, window: float = 3600.0, limit: int = 5000) -> dict[str, Any]:
+    def recent_failures(
+        self, *, window: float = 3600.0, limit: int = 5000, scan: int = RECENT_SCAN
+    ) -> dict[str, Any]:
         """Failures (final or retried) in the last `window` seconds, counted by category (or
-        by condition when the classifier named none)."""
+        by condition when the classifier named none). Looks at the newest `scan` events at
+        most (an id range: bounded cost however long the history)."""
         since = time.time() - window
-        stmt = (
-            sa.select(events.c.payload)
-            .where(events.c.time >= since, events.c.type.in_(_FAILURE_TYPES))
-            .order_by(events.c.id.desc())
-            .limit(limit)
-        )
         with self.read() as conn:
-            payloads = conn.execute(stmt).scalars().all()
+            floor = self._recent_floor(conn, scan)
+            payloads = (
+                conn.execute(
+                    sa.select(events.c.payload)
+                    .where(
+                        events.c.id > floor,
+                        events.c.time >= since,
+                        events.c.type.in_(_FAILURE_TYPES),
+                    )
+                    .order_by(events.c.id.desc())
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
         by: Counter[str] = Counter()
         for p in payloads:
             failure = (p or {}).get("failure") or {}
@@ -256,17 +279,21 @@ class FleetViewOps(QueryOps, ControlOps):
             by.update(str(n) for n in names)
         return {"window": window, "total": len(payloads), "by": by.most_common(12)}
 
-    def event_rate(self, *, window: float = 60.0) -> float:
-        """Events per second over the last `window` seconds (ids are dense and time-ordered)."""
+    def event_rate(self, *, window: float = 60.0, scan: int = RECENT_SCAN) -> float:
+        """Events per second over the last `window` seconds, from the newest `scan` events at
+        most (so at most scan/window per second is reported)."""
         since = time.time() - window
         with self.read() as conn:
-            first = conn.execute(
-                sa.select(events.c.id).where(events.c.time >= since).order_by(events.c.id).limit(1)
+            floor = self._recent_floor(conn, scan)
+            n = conn.execute(
+                sa.select(sa.func.count()).where(events.c.id > floor, events.c.time >= since)
             ).scalar()
-            last = conn.execute(sa.select(sa.func.max(events.c.id))).scalar()
-        if first is None or last is None:
-            return 0.0
-        return (int(last) - int(first) + 1) / window
+        return int(n or 0) / window
+
+    @staticmethod
+    def _recent_floor(conn: sa.Connection, scan: int) -> int:
+        top = conn.execute(sa.select(sa.func.max(events.c.id))).scalar()
+        return max(0, int(top or 0) - scan)
 
     # -- workers ------------------------------------------------------------------------
 
@@ -296,6 +323,17 @@ def _row(m: Any) -> dict[str, Any]:
     out["cpu"] = m["cpu_milli"] / 1000
     out["created"] = iso(m["created_at"])
     return out
+
+
+def _queue(name: str, q: Any, running: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "weight": q.weight if q is not None else None,
+        "config": dict(q.config or {}) if q is not None else {},
+        "states": {},
+        "total": 0,
+        "running": _usage(running),
+    }
 
 
 def _usage(row: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from jobfleet.web.common import HERE, render
 
 
 def install(app: FastAPI) -> None:
+    app.state.ui_cache = {}  # pages.py: counts of finished jobs, refreshed every 30 s
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
     for module in (pages, live, job):
         app.include_router(module.router)

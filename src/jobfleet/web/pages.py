@@ -6,6 +6,7 @@ that refresh in place are the same templates rendered alone for htmx.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -21,6 +22,7 @@ from jobfleet.web.common import filter_params, job_filter, render, svc
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE = 50
+FINAL_TTL = 30.0  # s: finished-job counts are one pass over a large index; live ones are exact
 
 
 def _safe_next(target: str | None) -> str:
@@ -85,8 +87,14 @@ async def overview_body(request: Request, _: UiCaller) -> Response:
 async def _overview(request: Request) -> dict[str, Any]:
     store = svc(request).store
 
+    cache: dict[str, Any] = request.app.state.ui_cache
+
     def read() -> dict[str, Any]:
-        queues = store.queue_overview()
+        hit = cache.get("final")
+        if hit is None or hit[0] < time.monotonic():
+            hit = (time.monotonic() + FINAL_TTL, store.final_counts(), time.time())
+            cache["final"] = hit
+        queues = store.queue_overview(final=hit[1])
         weights = sum(q["weight"] or 0 for q in queues if q["weight"] is not None)
         for q in queues:
             q["share"] = (q["weight"] / weights) if weights and q["weight"] else None
@@ -95,6 +103,7 @@ async def _overview(request: Request) -> dict[str, Any]:
             "failures": store.recent_failures(),
             "rate": store.event_rate(),
             "last_event": store.last_event_id(),
+            "final_at": hit[2],
         }
 
     return await run_in_threadpool(read)
