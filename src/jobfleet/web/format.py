@@ -26,7 +26,16 @@ def duration(seconds: float | None) -> str:
 
 
 def memory(n: int | float | None) -> str:
-    return "—" if n is None else format_memory(int(n))
+    if n is None:
+        return "—"
+    return f"{int(n)}B" if n < 1024 else format_memory(int(n))
+
+
+def size(n: int | float | None) -> str:
+    """A file size: 512 B, 64KiB, 95.4MiB."""
+    if n is None:
+        return "—"
+    return f"{int(n)} B" if n < 1024 else f"{format_memory(int(n))}B"
 
 
 def number(n: int | float | None) -> str:
@@ -75,6 +84,7 @@ def install(env: Environment) -> None:
         duration=duration,
         as_ts=as_ts,
         memory=memory,
+        size=size,
         number=number,
         when=when,
         timeline_phrase=timeline_phrase,
