@@ -135,11 +135,16 @@ def measure(
             ("workers", "/ui/workers"),
         ):
             rows.append((name, *timed(c, path, runs)))
-    t0 = time.perf_counter()
-    store.page_jobs(JobFilter(), limit=50)
-    rows.append(
-        ("store.page_jobs alone (no HTTP, no template)", (time.perf_counter() - t0) * 1000, 0, 0)
-    )
+    for name, call in (
+        ("store.page_jobs alone (no HTTP, no template)", lambda: store.page_jobs(JobFilter())),
+        ("store.final_counts (overview, every 30 s)", store.final_counts),
+        ("store.queue_overview with cached finals", lambda: store.queue_overview(final={})),
+        ("store.recent_failures", store.recent_failures),
+        ("store.event_rate", store.event_rate),
+    ):
+        t0 = time.perf_counter()
+        call()
+        rows.append((name, (time.perf_counter() - t0) * 1000, 0, 0))
     return rows
 
 
@@ -167,7 +172,10 @@ def run(args: argparse.Namespace) -> int:
     say("")
     say(f"{'page':<46} {'median ms':>10} {'slowest':>9} {'bytes':>9}")
     for name, med, worst, size in rows:
-        say(f"{name:<46} {fmt_ms(med):>10} {fmt_ms(worst):>9} {size:>9,}")
+        if size:
+            say(f"{name:<46} {fmt_ms(med):>10} {fmt_ms(worst):>9} {size:>9,}")
+        else:
+            say(f"{name:<46} {fmt_ms(med):>10} {'(once)':>9}")
     first = rows[0][1]
     verdict = "met" if first <= GOAL_FIRST_PAGE_MS else "NOT met"
     print_summary(

@@ -20,8 +20,9 @@ from jobfleet.store.schema import events, jobs, runs
 
 QUEUES = ("default", "ml", "etl", "batch")
 TEAMS = ("red", "blue", "green")
-# Mostly finished, as in a long-lived fleet; none in a state the scheduler would pick up.
-STATES = ("SUCCEEDED",) * 6 + ("FAILED", "CANCELLED", "RUNNING")
+# Mostly finished, as in a long-lived fleet (one job in 1,000 still RUNNING, on 8 ghost
+# workers); none in a state the scheduler would pick up.
+STATES = ("SUCCEEDED",) * 6 + ("FAILED", "CANCELLED")
 
 _FILL = """
 INSERT INTO jobs (id, queue, job_set, state, priority, attempt, cpu_milli, memory, gpu, spec,
@@ -37,7 +38,8 @@ SELECT id, queue, job_set, state, i % 10, 1, 1000, 268435456, 0,
 FROM (
   SELECT i, 'SYN' || lpad(i::text, 23, '0') AS id,
          (CAST(:queues AS text[]))[1 + i % :nq] AS queue, 'set-' || (i / 1000) AS job_set,
-         (CAST(:states AS text[]))[1 + (i * 7) % :ns] AS state,
+         CASE WHEN i % 1000 = 0 THEN 'RUNNING'
+              ELSE (CAST(:states AS text[]))[1 + (i * 7) % :ns] END AS state,
          (CAST(:teams AS text[]))[1 + i % :nt] AS team
   FROM generate_series(CAST(:start AS bigint), CAST(:stop AS bigint)) AS i
 ) AS g

@@ -35,12 +35,12 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> Re
 
 def job_filter(params: dict[str, Any]) -> JobFilter:
     """The table's filter from query or form fields; bad values name their field."""
-    states = [s for s in params.get("state", []) if s]
+    states = [s for s in params.get("state") or [] if s]
     for s in states:
         if s not in JobState.__members__:
             raise InvalidInput(f"state: unknown state {s!r}", [{"loc": ["state"], "msg": s}])
     labels: dict[str, str] = {}
-    for item in params.get("label", []):
+    for item in params.get("label") or []:
         if not item:
             continue
         key, sep, value = item.partition("=")

@@ -167,9 +167,8 @@ async def cancel_matching(
     state: Annotated[list[str] | None, Form()] = None,
     label: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
-    params = {"queue": queue, "job_set": job_set, "q": q, "state": state or [], "label": label}
-    params["label"] = [v for v in label or [] if v]
-    flt = job_filter(params)
+    labels = [v for v in label or [] if v]
+    flt = job_filter({"queue": queue, "job_set": job_set, "q": q, "state": state, "label": labels})
     store = svc(request).store
     counts = await run_in_threadpool(
         lambda: store.cancel_matching(flt, reason="bulk cancel from the dashboard", actor=who.name)
