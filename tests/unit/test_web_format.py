@@ -17,6 +17,7 @@ def test_the_timeline_says_how_long_each_state_lasted() -> None:
 
 def test_sizes_and_resources_read_as_people_write_them() -> None:
     assert memory(0) == "0B" and memory(2**30) == "1Gi" and memory(None) == "—"
+    assert memory(24683656 * 1024) == "23.5Gi"  # a machine's memory, not 24683656Ki
     assert size(512) == "512 B" and size(100 * 2**20) == "100MiB"
     assert duration(None) == "—" and duration(-1) == "0ms"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from jinja2 import Environment
 
-from jobfleet.units import format_duration, format_memory
+from jobfleet.units import format_duration
 
 TIMELINE_VERBS = {
     "WAITING": "waited for dependencies",
@@ -28,14 +28,18 @@ def duration(seconds: float | None) -> str:
 def memory(n: int | float | None) -> str:
     if n is None:
         return "—"
-    return f"{int(n)}B" if n < 1024 else format_memory(int(n))
+    for unit, scale in (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if n >= scale:
+            v = n / scale
+            return f"{v:.0f}{unit}" if v.is_integer() else f"{v:.1f}{unit}"
+    return f"{int(n)}B"
 
 
 def size(n: int | float | None) -> str:
     """A file size: 512 B, 64KiB, 95.4MiB."""
     if n is None:
         return "—"
-    return f"{int(n)} B" if n < 1024 else f"{format_memory(int(n))}B"
+    return f"{int(n)} B" if n < 1024 else f"{memory(n)}B"
 
 
 def number(n: int | float | None) -> str:
