@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench bench-ui screenshots chromium clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,13 +16,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/jobfleet up --data-dir .jobfleet
 
-## test: lint, type-check and the whole test suite (SQLite and PostgreSQL)
-test: $(STAMP) lint typecheck
+## test: lint, type-check and the whole test suite (SQLite and PostgreSQL; tests/ui in Chromium)
+test: $(STAMP) lint typecheck chromium
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -37,6 +37,25 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.drain
 	$(BIN)/python -m bench.failover --database all
 	$(BIN)/python -m bench.lease_expiry --database all
+
+## chromium: Debian's headless browser for tests/ui and the screenshots (never Playwright's download)
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the dashboard tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+	  echo "$(CHROMIUM) is missing: run 'sudo apt-get install -y chromium' (tests/ui skip without it; with CI=true they fail)"; \
+	fi
+
+## bench-ui: dashboard server time on 1,000,000 jobs in PostgreSQL
+bench-ui: $(STAMP)
+	$(BIN)/python -m bench.ui
+
+## screenshots: regenerate docs/img/*.png from a throw-away jobfleet up
+screenshots: $(STAMP) chromium
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .jobfleet .pytest_cache .mypy_cache .ruff_cache

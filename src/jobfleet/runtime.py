@@ -254,6 +254,7 @@ def _banner(
     lines = [
         f"jobfleet is up on {url}  (store: {store.backend}, data: {data_dir})",
         f"  API docs: {url}/docs",
+        f"  dashboard: {url}/ui  (sign in with `jobfleet auth token`)",
     ]
     if token.created:
         lines.append(f"  admin token (shown once, kept in {token.path}): {token.token}")

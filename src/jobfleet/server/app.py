@@ -31,6 +31,7 @@ from jobfleet.server.routes import (
 )
 from jobfleet.server.routes import failures as failure_routes
 from jobfleet.store import Store
+from jobfleet.web import install as install_dashboard
 
 
 class BodyLimit:
@@ -81,6 +82,7 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     for module in (health, jobs, events, logs, callbacks, metrics, principals, fleet, queues):
         app.include_router(module.router)
     app.include_router(failure_routes.router)
+    install_dashboard(app)
     _publish_spec_schema(app)
     return app
 

@@ -7,6 +7,7 @@ from jobfleet.store.admin import AdminOps
 from jobfleet.store.control import ControlOps
 from jobfleet.store.cycle import CycleOps
 from jobfleet.store.fleet import FleetOps
+from jobfleet.store.fleet_views import FleetViewOps
 from jobfleet.store.intake import IntakeOps
 from jobfleet.store.outbox import OutboxOps
 from jobfleet.store.principals import IssuedToken, PrincipalOps
@@ -19,6 +20,7 @@ from jobfleet.store.workers import WorkerOps
 
 
 class Store(
+    FleetViewOps,
     IntakeOps,
     QueryOps,
     ControlOps,

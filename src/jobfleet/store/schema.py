@@ -50,17 +50,18 @@ jobs = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
     sa.Column("avoid_workers", JSONType),  # workers a retry should avoid (retry rule avoid_worker)
-    # Callbacks and retention (migration 0150): which events the job's callback_url receives
+    # Callbacks and retention (migration 0005): which events the job's callback_url receives
     # (NULL: no callback), the job's own ttl_after_finished, and finished_at + ttl.
     sa.Column("callback", sa.String(8)),
     sa.Column("ttl", sa.Float),
     sa.Column("expires_at", sa.Float),
-    sa.Column("gang_id", sa.String(128)),  # migration 0170
+    sa.Column("gang_id", sa.String(128)),  # migration 0007
     sa.Column("gang_size", sa.Integer),
     sa.Column("neg_priority", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("ix_jobs_queue_seq", "queue", "seq"),
     sa.Index("ix_jobs_job_set", "queue", "job_set", "seq"),
     sa.Index("ix_jobs_state_seq", "state", "seq"),
+    sa.Index("ix_jobs_queue_state_seq", "queue", "state", "seq"),  # dashboard filters, counts
     sa.Index("ix_jobs_pending", "state", "shard", "priority", "seq"),
     sa.Index("ix_jobs_worker", "worker", "state"),
     sa.Index("ix_jobs_expires_at", "expires_at"),

@@ -1,7 +1,7 @@
 """runs.outputs: the files a run listed in its spec's `outputs`, found after success
 
-Revision ID: 0120_isolation
-Revises: 0110_failures
+Revision ID: 0004_run_outputs
+Revises: 0003_failures
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0120_isolation"
-down_revision = "0110_failures"
+revision = "0004_run_outputs"
+down_revision = "0003_failures"
 branch_labels = None
 depends_on = None
 

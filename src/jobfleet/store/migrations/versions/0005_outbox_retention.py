@@ -1,7 +1,7 @@
 """Callbacks and retention: jobs.callback/ttl/expires_at and the callback_outbox table
 
-Revision ID: 0150_outbox_retention
-Revises: 0120_isolation
+Revision ID: 0005_outbox_retention
+Revises: 0004_run_outputs
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0150_outbox_retention"
-down_revision = "0120_isolation"
+revision = "0005_outbox_retention"
+down_revision = "0004_run_outputs"
 branch_labels = None
 depends_on = None
 

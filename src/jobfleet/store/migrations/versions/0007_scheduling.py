@@ -1,7 +1,7 @@
 """Scheduling: gang columns and neg_priority on jobs; indexes for lanes and gangs
 
-Revision ID: 0170_scheduling
-Revises: 0140_principals
+Revision ID: 0007_scheduling
+Revises: 0006_principals
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0170_scheduling"
-down_revision = "0140_principals"
+revision = "0007_scheduling"
+down_revision = "0006_principals"
 branch_labels = None
 depends_on = None
 

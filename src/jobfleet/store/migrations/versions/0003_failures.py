@@ -1,6 +1,6 @@
 """Failures and retries: jobs.avoid_workers (workers a retry should avoid) and checkpoints
 
-Revision ID: 0110_failures
+Revision ID: 0003_failures
 Revises: 0002
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0110_failures"
+revision = "0003_failures"
 down_revision = "0002"
 branch_labels = None
 depends_on = None

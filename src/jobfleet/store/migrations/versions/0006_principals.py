@@ -3,8 +3,8 @@
 Each existing token becomes a token of the principal named like it (one principal per distinct
 name; admin if any of its tokens was). `tokens.admin` moves to `principals.admin`.
 
-Revision ID: 0140_principals
-Revises: 0150_outbox_retention
+Revision ID: 0006_principals
+Revises: 0005_outbox_retention
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import time
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0140_principals"
-down_revision = "0150_outbox_retention"
+revision = "0006_principals"
+down_revision = "0005_outbox_retention"
 branch_labels = None
 depends_on = None
 

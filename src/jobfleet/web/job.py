@@ -1,0 +1,175 @@
+"""The job page: spec, state and its actions, timeline, runs, checkpoints, dependencies,
+events (a page at a time) and logs (a tail, then followed live while the job runs).
+
+Buttons come from the job object's `actions` (lifecycle/actions.py): enabled as it says, with
+a spinner where an action is in progress (e.g. Cancel while `cancel_requested`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from jobfleet.errors import InvalidInput, JobfleetError
+from jobfleet.models import MAX_PRIORITY
+from jobfleet.web.auth import UiCaller, UiWriter
+from jobfleet.web.common import render, svc
+from jobfleet.web.live import read_tail
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+LOG_TAIL = 64 * 1024
+EVENTS_PAGE = 50
+TIMELINE = 200
+RUNS_SHOWN = 50
+Stream = Literal["stdout", "stderr"]
+
+
+@router.get("/jobs/{job_id}")
+async def job_page(request: Request, job_id: str, who: UiCaller) -> Response:
+    panel = await _panel(request, job_id)
+    store = svc(request).store
+    events, older = await run_in_threadpool(
+        lambda: store.job_events_page(job_id, limit=EVENTS_PAGE)
+    )
+    return render(
+        request,
+        "job.html",
+        who=who,
+        events=events,
+        older=older,
+        log=await _default_log(request, panel["job"]),
+        **panel,
+    )
+
+
+@router.get("/jobs/{job_id}/panel")
+async def job_panel(request: Request, job_id: str, _: UiCaller) -> Response:
+    return render(request, "_job_panel.html", **await _panel(request, job_id))
+
+
+async def _panel(request: Request, job_id: str, notice: str | None = None) -> dict[str, Any]:
+    store = svc(request).store
+
+    def read() -> dict[str, Any]:
+        job = store.job_page_view(job_id, runs_limit=RUNS_SHOWN)
+        timeline, earlier = store.recent_history(job_id, limit=TIMELINE)
+        deps = [d.get("job_id") for d in job["spec"].get("depends_on") or []]
+        return {
+            "job": job,
+            "timeline": timeline,
+            "earlier": earlier,
+            "deps": store.jobs_brief([str(d) for d in deps if d]),
+            "checkpoints": _checkpoints(store, job_id),
+            "notice": notice,
+        }
+
+    return await run_in_threadpool(read)
+
+
+def _checkpoints(store: Any, job_id: str) -> list[dict[str, Any]] | None:
+    """The job's checkpoints where the store keeps them; None (no section) where it does not."""
+    reader = getattr(store, "list_checkpoints", None) or getattr(store, "checkpoints", None)
+    if not callable(reader):
+        return None
+    try:
+        found = reader(job_id)
+    except JobfleetError:
+        return None
+    items = found.get("items", []) if isinstance(found, dict) else found
+    return [dict(c) for c in items]
+
+
+@router.get("/jobs/{job_id}/events")
+async def job_events(
+    request: Request,
+    job_id: str,
+    _: UiCaller,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    store = svc(request).store
+    events, older = await run_in_threadpool(
+        lambda: store.job_events_page(job_id, limit=EVENTS_PAGE, before=before)
+    )
+    return render(request, "_events_rows.html", job_id=job_id, events=events, older=older)
+
+
+@router.get("/jobs/{job_id}/log")
+async def job_log(
+    request: Request, job_id: str, _: UiCaller, stream: Stream = "stdout", run: str | None = None
+) -> Response:
+    store = svc(request).store
+    job = await run_in_threadpool(lambda: store.job_page_view(job_id, runs_limit=RUNS_SHOWN))
+    return render(request, "_log.html", job=job, log=await _log(request, job, stream, run))
+
+
+async def _default_log(request: Request, job: dict[str, Any]) -> dict[str, Any]:
+    """stdout, unless it is empty and stderr is not (a failed job's story is often there)."""
+    out = await _log(request, job, "stdout")
+    if not out["text"] and out["run"] and not out["live"]:
+        err = await _log(request, job, "stderr")
+        if err["text"]:
+            return err
+    return out
+
+
+async def _log(
+    request: Request, job: dict[str, Any], stream: Stream, run: str | None = None
+) -> dict[str, Any]:
+    runs = job["runs"]
+    chosen = next((r for r in runs if r["id"] == run), None) if run else None
+    chosen = chosen or (runs[-1] if runs else None)
+    text, end, skipped = "", 0, 0
+    if chosen is not None:
+        path = svc(request).files.log(chosen["id"], stream)
+        text, end, skipped = await run_in_threadpool(read_tail, path, LOG_TAIL)
+    live = job["state"] not in ("SUCCEEDED", "FAILED", "CANCELLED", "PREEMPTED")
+    return {
+        "stream": stream,
+        "run": chosen["id"] if chosen else None,
+        "text": text,
+        "offset": end,
+        "skipped": skipped,
+        "live": live,
+    }
+
+
+@router.post("/jobs/{job_id}/actions/{action}")
+async def act(
+    request: Request,
+    job_id: str,
+    action: Literal["cancel", "reprioritize", "preempt", "retry"],
+    who: UiWriter,
+    priority: Annotated[int | None, Form()] = None,
+) -> Response:
+    """Run one action, then answer with the panel (or the new job's link for retry)."""
+    store = svc(request).store
+    notice = None
+    try:
+        if action == "cancel":
+            await run_in_threadpool(lambda: store.cancel(job_id, actor=who.name))
+        elif action == "preempt":
+            await run_in_threadpool(store.preempt, job_id)
+        elif action == "reprioritize":
+            value = _priority(priority)
+            await run_in_threadpool(lambda: store.reprioritize(job_id, value, actor=who.name))
+        else:
+            new = await run_in_threadpool(lambda: store.retry_as_new(job_id, actor=who.name))
+            notice = f"Submitted again as {new['id']}"
+            response = render(request, "_job_panel.html", **await _panel(request, job_id, notice))
+            response.headers["HX-Redirect"] = f"/ui/jobs/{new['id']}"
+            return response
+    except JobfleetError as exc:
+        notice = exc.detail
+    return render(request, "_job_panel.html", **await _panel(request, job_id, notice))
+
+
+def _priority(value: int | None) -> int:
+    if value is None or abs(value) > MAX_PRIORITY:
+        raise InvalidInput(
+            f"priority: give a whole number between -{MAX_PRIORITY} and {MAX_PRIORITY}",
+            [{"loc": ["priority"], "msg": "out of range"}],
+        )
+    return value

@@ -1,0 +1,131 @@
+"""The dashboard's live feeds (SSE, authenticated by the sign-in cookie): lifecycle events,
+and a run's log followed from where the page's tail ended.
+
+The event feed is the API's own stream (same resume rule, same heartbeats); the log feed reads
+the run's file from a byte offset, so a page opened on a 100 MB log sends only what is new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
+
+from jobfleet.server.routes.events import SSE_HEADERS, _resume_point, event_stream, sse
+from jobfleet.store import EventFilter
+from jobfleet.web.auth import UiCaller
+from jobfleet.web.common import svc
+
+router = APIRouter(prefix="/ui")
+POLL = 0.25
+STATE_EVERY = 1.0
+CHUNK = 256 * 1024
+Stream = Literal["stdout", "stderr"]
+
+
+@router.get("/stream", include_in_schema=False)
+async def events_feed(
+    request: Request,
+    _: UiCaller,
+    after: Annotated[int, Query(ge=0)] = 0,
+    job_id: str | None = None,
+    queue: str | None = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Events after `after` (the newest the page had when it was rendered), or after the
+    browser's Last-Event-ID when EventSource reconnects; from now on if neither is given."""
+    flt = EventFilter(queues=[queue] if queue else [], job_id=job_id)
+    start = _resume_point(after, last_event_id)
+    if not start:
+        start = await run_in_threadpool(svc(request).store.last_event_id)
+    return StreamingResponse(
+        event_stream(request, svc(request), flt, start),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )
+
+
+def read_tail(path: Path, limit: int) -> tuple[str, int, int]:
+    """(text, end offset, bytes skipped before it): the last `limit` bytes, whole lines."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, 2)
+            start = max(0, size - limit)
+            f.seek(start)
+            data = f.read(size - start)
+    except FileNotFoundError:
+        return "", 0, 0
+    if start:
+        cut = data.find(b"\n") + 1
+        data, start = data[cut:], start + cut
+    return data.decode(errors="replace"), size, start
+
+
+def read_from(path: Path, offset: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(CHUNK)
+    except FileNotFoundError:
+        return b""
+
+
+def run_state(request: Request, job_id: str, run_id: str | None) -> tuple[str | None, str]:
+    """(the run followed — the named one, else the latest —, its state or the job's)."""
+    return svc(request).store.run_progress(job_id, run_id)
+
+
+@router.get("/jobs/{job_id}/logs/stream", include_in_schema=False)
+async def follow_log(
+    request: Request,
+    job_id: str,
+    _: UiCaller,
+    stream: Stream = "stdout",
+    run: str | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> StreamingResponse:
+    await run_in_threadpool(svc(request).store.run_progress, job_id, run)  # 404 first
+    return StreamingResponse(
+        _follow(request, job_id, run, stream, offset),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )
+
+
+async def _follow(
+    request: Request, job_id: str, run: str | None, stream: Stream, offset: int
+) -> AsyncIterator[str]:
+    """`log` events of text as it is written; `end` once the run is over and all was sent."""
+    yield ": following\n\n"
+    files = svc(request).files
+    run_id, state = run, "?"
+    checked = 0.0
+    while not await request.is_disconnected():
+        if time.monotonic() - checked >= STATE_EVERY or run_id is None:
+            found, state = await run_in_threadpool(run_state, request, job_id, run_id)
+            checked = time.monotonic()
+            if found != run_id and found is not None:
+                offset = 0 if run_id is not None else offset
+                run_id = found
+                yield sse(None, "run", {"run": run_id})
+        if run_id is None:
+            if state in ("SUCCEEDED", "FAILED", "CANCELLED", "PREEMPTED"):
+                yield sse(None, "end", {"state": state})
+                return
+            await asyncio.sleep(POLL)
+            continue
+        chunk = await run_in_threadpool(read_from, files.log(run_id, stream), offset)
+        if chunk:
+            offset += len(chunk)
+            yield sse(None, "log", {"text": chunk.decode(errors="replace"), "offset": offset})
+            continue
+        if state not in ("LEASED", "RUNNING"):
+            yield sse(None, "end", {"state": state})
+            return
+        await asyncio.sleep(POLL)

@@ -1,0 +1,204 @@
+"""Dashboard pages: sign-in, overview, the jobs table (with bulk cancel), workers and shards.
+
+Every page is server-rendered at a stable URL (filters live in the query string); fragments
+that refresh in place are the same templates rendered alone for htmx.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from jobfleet.errors import Unauthorized
+from jobfleet.server.auth import TokenCache
+from jobfleet.web.auth import COOKIE, COOKIE_PATH, MAX_AGE, UiCaller, UiWriter, is_https
+from jobfleet.web.auth import same_origin as check_origin
+from jobfleet.web.common import filter_params, job_filter, render, svc
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+PAGE = 50
+FINAL_TTL = 30.0  # s: finished-job counts are one pass over a large index; live ones are exact
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the dashboard (never another site) after signing in."""
+    if target and target.startswith("/ui") and not target.startswith("//"):
+        return target
+    return "/ui/"
+
+
+@router.get("/login")
+async def login_form(request: Request, next: str | None = None) -> Response:
+    return render(request, "login.html", next=_safe_next(next), error=None)
+
+
+@router.post("/login")
+async def login(
+    request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = ""
+) -> Response:
+    check_origin(request)
+    cache: TokenCache = request.app.state.tokens
+    try:
+        await cache.principal(token.strip())
+    except Unauthorized:
+        error = "That token is not valid. Print yours with `jobfleet auth token`."
+        return render(request, "login.html", status=401, next=_safe_next(next), error=error)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        COOKIE,
+        token.strip(),
+        max_age=MAX_AGE,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=is_https(request),
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    check_origin(request)
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(COOKIE, path=COOKIE_PATH)
+    return response
+
+
+@router.get("")
+async def root() -> Response:
+    return RedirectResponse("/ui/", status_code=307)
+
+
+@router.get("/")
+async def overview(request: Request, who: UiCaller) -> Response:
+    return render(request, "overview.html", who=who, **await _overview(request))
+
+
+@router.get("/overview/body")
+async def overview_body(request: Request, _: UiCaller) -> Response:
+    return render(request, "_overview_body.html", **await _overview(request))
+
+
+async def _overview(request: Request) -> dict[str, Any]:
+    store = svc(request).store
+
+    cache: dict[str, Any] = request.app.state.ui_cache
+
+    def read() -> dict[str, Any]:
+        hit = cache.get("final")
+        if hit is None or hit[0] < time.monotonic():
+            hit = (time.monotonic() + FINAL_TTL, store.final_counts(), time.time())
+            cache["final"] = hit
+        queues = store.queue_overview(final=hit[1])
+        weights = sum(q["weight"] or 0 for q in queues if q["weight"] is not None)
+        for q in queues:
+            q["share"] = (q["weight"] / weights) if weights and q["weight"] else None
+        return {
+            "queues": queues,
+            "failures": store.recent_failures(),
+            "rate": store.event_rate(),
+            "last_event": store.last_event_id(),
+            "final_at": hit[2],
+        }
+
+    return await run_in_threadpool(read)
+
+
+@router.get("/jobs")
+async def jobs_page(
+    request: Request, who: UiCaller, cursor: str | None = None, fragment: bool = False
+) -> Response:
+    params = filter_params(request)
+    flt = job_filter(params)
+    oldest = params["sort"] == "oldest"
+    store = svc(request).store
+
+    def read() -> dict[str, Any]:
+        rows, nxt = store.page_jobs(flt, limit=PAGE, cursor=cursor, oldest=oldest)
+        names = store.queue_names()
+        return {"rows": rows, "next": nxt, "queues": names, "last_event": store.last_event_id()}
+
+    data = await run_in_threadpool(read)
+    query = _query(params)
+    template = "_jobs_rows.html" if fragment else "jobs.html"
+    return render(
+        request,
+        template,
+        who=who,
+        params=params,
+        query=query,
+        cursor=cursor,
+        live=not cursor and not oldest,
+        **data,
+    )
+
+
+def _query(params: dict[str, Any]) -> str:
+    pairs: list[tuple[str, str]] = [
+        (k, params[k]) for k in ("queue", "job_set", "q", "sort") if params.get(k)
+    ]
+    pairs += [("state", s) for s in params["state"]]
+    pairs += [("label", s) for s in params["label"]]
+    return urlencode(pairs)
+
+
+@router.get("/jobs/cancel")
+async def cancel_preview(request: Request, _: UiCaller) -> Response:
+    """How many jobs a bulk cancel would touch, with a confirm button."""
+    params = filter_params(request)
+    flt = job_filter(params)
+    count = await run_in_threadpool(svc(request).store.count_cancellable, flt)
+    return render(request, "_cancel_confirm.html", count=count, params=params)
+
+
+@router.post("/jobs/cancel")
+async def cancel_matching(
+    request: Request,
+    who: UiWriter,
+    expected: Annotated[int, Form()],
+    queue: Annotated[str, Form()] = "",
+    job_set: Annotated[str, Form()] = "",
+    q: Annotated[str, Form()] = "",
+    state: Annotated[list[str] | None, Form()] = None,
+    label: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    labels = [v for v in label or [] if v]
+    flt = job_filter({"queue": queue, "job_set": job_set, "q": q, "state": state, "label": labels})
+    store = svc(request).store
+    counts = await run_in_threadpool(
+        lambda: store.cancel_matching(flt, reason="bulk cancel from the dashboard", actor=who.name)
+    )
+    return render(request, "_cancel_done.html", counts=counts, expected=expected)
+
+
+@router.get("/workers")
+async def workers_page(request: Request, who: UiCaller, fragment: bool = False) -> Response:
+    lease = svc(request).settings.lease_timeout
+    ws = await run_in_threadpool(lambda: svc(request).store.dashboard_workers(lease_timeout=lease))
+    template = "_workers_body.html" if fragment else "workers.html"
+    return render(request, template, who=who, workers=ws, shards=_shards(ws))
+
+
+def _shards(ws: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for w in ws:
+        s = out.setdefault(
+            w["shard"],
+            {"name": w["shard"], "workers": 0, "alive": 0, "draining": 0, "cap": {}, "used": {}},
+        )
+        s["workers"] += 1
+        s["alive"] += int(w["alive"])
+        s["draining"] += int(w["draining"])
+        for key in ("cpu", "memory", "gpu"):
+            s["cap"][key] = s["cap"].get(key, 0) + (w["capacity"][key] if w["alive"] else 0)
+            s["used"][key] = s["used"].get(key, 0) + w["allocated"][key]
+        s["runs"] = s.get("runs", 0) + w["allocated"]["jobs"]
+    for s in out.values():
+        shares = [s["used"][k] / s["cap"][k] for k in ("cpu", "memory", "gpu") if s["cap"][k]]
+        s["utilisation"] = max(shares) if shares else 0.0
+    return list(out.values())

@@ -1,0 +1,126 @@
+"""The dashboard's store reads (store/fleet_views.py) on SQLite and PostgreSQL: table pages by
+cursor in both orders, bulk cancel of a filter, events a page at a time, the bounded timeline,
+per-queue counts and running resources, failures by category, workers with their load."""
+
+from __future__ import annotations
+
+import time
+
+from jobfleet.failures import Condition, FailureInfo
+from jobfleet.protocol import Finished
+from jobfleet.store import JobFilter, Store
+from tests.integration.storekit import CAPACITY, WORKER, lease_one, register, spec, start
+
+
+def test_pages_walk_every_job_once_newest_or_oldest_first(store: Store) -> None:
+    ids = store.submit([spec(job_set="s", labels={"i": str(i)}) for i in range(7)])
+    for oldest, expected in ((False, ids[::-1]), (True, ids)):
+        seen, cursor = [], None
+        while True:
+            rows, cursor = store.page_jobs(JobFilter(), limit=3, cursor=cursor, oldest=oldest)
+            seen += [r["id"] for r in rows]
+            if cursor is None:
+                break
+        assert seen == expected
+    rows, _ = store.page_jobs(JobFilter(labels={"i": "4"}))
+    assert [r["id"] for r in rows] == [ids[4]]
+    assert set(rows[0]) >= {"id", "state", "queue", "job_set", "priority", "cpu", "memory"}
+
+
+def test_bulk_cancel_touches_only_live_jobs_the_filter_matches(store: Store) -> None:
+    register(store)
+    ids = store.submit([spec(job_set="bulk")])
+    start(store, lease_one(store, ids[0]))  # the one running job: its cancel is requested
+    keep = store.submit([spec(job_set="other")])
+    ids += store.submit([spec(job_set="bulk") for _ in range(4)])
+    flt = JobFilter(job_set="bulk")
+    assert store.count_cancellable(flt) == 5
+
+    counts = store.cancel_matching(flt, actor="tester")
+
+    assert counts == {"cancelled": 4, "cancel_requested": 1}
+    states = {i: store.get_job(i) for i in ids}
+    assert states[ids[0]]["cancel_requested"] and states[ids[0]]["state"] == "RUNNING"
+    assert all(states[i]["state"] == "CANCELLED" for i in ids[1:])
+    assert store.get_job(keep[0])["state"] != "CANCELLED"
+    assert store.count_cancellable(flt) == 0  # the running one is already cancelling
+    assert store.cancel_matching(flt) == {"cancelled": 0, "cancel_requested": 0}
+
+
+def test_events_come_a_page_at_a_time_newest_first(store: Store) -> None:
+    [job_id] = store.submit([spec()])
+    for p in range(6):
+        store.reprioritize(job_id, p)
+    everything = [e["id"] for e in store.job_events(job_id)][::-1]
+    first, older = store.job_events_page(job_id, limit=5)
+    second, last = store.job_events_page(job_id, limit=5, before=older)
+    assert [e["id"] for e in first + second] == everything and last is None
+
+
+def test_timeline_keeps_the_newest_entries_and_counts_the_rest(store: Store) -> None:
+    [job_id] = store.submit([spec()])
+    timeline, earlier = store.recent_history(job_id, limit=1)
+    assert [t["state"] for t in timeline] == ["QUEUED"] and earlier == 1  # submitted, queued
+    full, none = store.recent_history(job_id, limit=50)
+    assert none == 0 and full[-1]["ongoing"]
+
+
+def test_overview_counts_states_and_running_resources_per_queue(store: Store) -> None:
+    register(store)
+    ids = store.submit([spec(resources={"cpu": 2, "memory": "1Gi"}) for _ in range(3)])
+    start(store, lease_one(store, ids[0]))
+    [default] = [q for q in store.queue_overview() if q["name"] == "default"]
+    assert default["total"] == 3
+    assert default["states"] == {"RUNNING": 1, "LEASED": 2}  # one cycle leased all three
+    assert default["running"] == {"jobs": 3, "cpu": 6.0, "memory": 3 * 2**30, "gpu": 0}
+    assert "default" in store.queue_names()
+    assert store.event_rate(window=60) > 0
+    assert store.event_rate(window=60, scan=1) == 1 / 60  # looks at the newest event only
+
+
+def test_finished_counts_can_come_from_a_cache(store: Store) -> None:
+    [job_id] = store.submit([spec()])
+    store.cancel(job_id)
+    assert store.final_counts() == {("default", "CANCELLED"): 1}
+    stale = {("default", "SUCCEEDED"): 7}
+    [default] = [q for q in store.queue_overview(final=stale) if q["name"] == "default"]
+    assert default["states"] == {"SUCCEEDED": 7} and default["total"] == 7
+
+
+def test_recent_failures_are_counted_by_category_else_condition(store: Store) -> None:
+    register(store)
+    for categories in (["cuda-oom"], []):
+        a = lease_one(store, store.submit([spec()])[0])
+        failure = FailureInfo(condition=Condition.EXIT_NONZERO, exit_code=1, categories=categories)
+        store.report(
+            WORKER, [], [Finished(a.run_id, a.fencing, "failed", time.time(), 1, failure=failure)]
+        )
+    found = store.recent_failures()
+    assert found["total"] == 2
+    assert dict(found["by"]) == {"cuda-oom": 1, "condition EXIT_NONZERO": 1}
+
+
+def test_workers_show_capacity_allocation_and_liveness(store: Store) -> None:
+    register(store)
+    [job_id] = store.submit([spec(resources={"cpu": 4, "memory": "2Gi"})])
+    start(store, lease_one(store, job_id))
+    [w] = store.dashboard_workers(lease_timeout=30)
+    assert w["name"] == WORKER and w["alive"] and not w["draining"]
+    assert w["capacity"]["cpu"] == CAPACITY.cpu_milli / 1000
+    assert w["allocated"]["jobs"] == 1 and w["allocated"]["cpu"] == 4.0
+    assert w["utilisation"] == 4.0 / 16.0
+    [stale] = store.dashboard_workers(lease_timeout=-1)
+    assert not stale["alive"]
+
+
+def test_the_job_page_reads_only_the_newest_runs(store: Store) -> None:
+    from jobfleet.store.synthetic import fill_history
+
+    [job_id] = store.submit([spec()])
+    run_ids = fill_history(store, job_id, 25)  # five attempts that ran and were requeued
+    view = store.job_page_view(job_id, runs_limit=2)
+    assert [r["id"] for r in view["runs"]] == run_ids[-2:] and view["runs_total"] == 5
+    assert store.run_progress(job_id, None) == (run_ids[-1], "LOST")
+    assert store.run_progress(job_id, run_ids[0]) == (run_ids[0], "LOST")
+    [fresh] = store.submit([spec()])
+    assert store.run_progress(fresh, None) == (None, "QUEUED")
