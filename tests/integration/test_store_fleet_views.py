@@ -110,7 +110,21 @@ def test_workers_show_capacity_allocation_and_liveness(store: Store) -> None:
     assert w["allocated"]["jobs"] == 1 and w["allocated"]["cpu"] == 4.0
     assert w["utilisation"] == 4.0 / 16.0
     [stale] = store.dashboard_workers(lease_timeout=-1)
-    assert not stale["alive"]
+    assert not stale["alive"] and stale["state"] == "UNREACHABLE"  # as the fleet API says
+
+
+def test_workers_show_the_fleet_states_and_the_isolation_backend(store: Store) -> None:
+    info = {"isolation": {"backend": "cgroup2", "sealed": False}}
+    store.register_worker(WORKER, "s1", CAPACITY, info=info)
+    [w] = store.dashboard_workers(lease_timeout=30)
+    assert (w["state"], w["isolation"], w["alive"]) == ("READY", "cgroup2", True)
+    store.set_worker_state(WORKER, "DRAINING")
+    [w] = store.dashboard_workers(lease_timeout=30)
+    assert (w["state"], w["draining"], w["alive"]) == ("DRAINING", True, True)
+    store.set_worker_state(WORKER, "OFFLINE")
+    [w] = store.dashboard_workers(lease_timeout=-1)  # silent, yet OFFLINE says more
+    assert (w["state"], w["alive"]) == ("OFFLINE", False)
+    assert w["state"] == store.worker_views(fresh_after=time.time() + 1)[0]["state"]
 
 
 def test_the_job_page_reads_only_the_newest_runs(store: Store) -> None:
