@@ -25,6 +25,7 @@ from jobfleet.store import EventFilter
 from jobfleet.web.access import job_queue
 from jobfleet.web.auth import UiCaller
 from jobfleet.web.common import svc
+from jobfleet.worker.logpump import strip_timestamps
 
 router = APIRouter(prefix="/ui")
 POLL = 0.25
@@ -56,7 +57,8 @@ async def events_feed(
 
 
 def read_tail(path: Path, limit: int) -> tuple[str, int, int]:
-    """(text, end offset, bytes skipped before it): the last `limit` bytes, whole lines."""
+    """(text, end offset, bytes skipped before it): the last `limit` bytes, whole lines, each
+    without the timestamp the worker stored it with (as the API's default log view)."""
     try:
         with open(path, "rb") as f:
             size = f.seek(0, 2)
@@ -68,7 +70,7 @@ def read_tail(path: Path, limit: int) -> tuple[str, int, int]:
     if start:
         cut = data.find(b"\n") + 1
         data, start = data[cut:], start + cut
-    return data.decode(errors="replace"), size, start
+    return strip_timestamps(data.decode(errors="replace")), size, start
 
 
 def read_from(path: Path, offset: int) -> bytes:
@@ -128,7 +130,8 @@ async def _follow(
         chunk = await run_in_threadpool(read_from, files.log(run_id, stream), offset)
         if chunk:
             offset += len(chunk)
-            yield sse(None, "log", {"text": chunk.decode(errors="replace"), "offset": offset})
+            text = strip_timestamps(chunk.decode(errors="replace"))
+            yield sse(None, "log", {"text": text, "offset": offset})
             continue
         if state not in ("LEASED", "RUNNING"):
             yield sse(None, "end", {"state": state})
