@@ -244,5 +244,9 @@ def test_a_button_without_its_verb_is_disabled_and_says_which(
         retry = page.locator('button[data-action="retry"]')
         expect(retry).to_be_disabled()  # the state allows it; the principal lacks `submit`
         expect(retry).to_have_attribute("title", re.compile(r"verb 'submit' on queue"))
+        # a stale page that still posts the action is refused, and says why
+        page.evaluate(f"htmx.ajax('POST', '/ui/jobs/{job}/actions/retry', {{target: '#panel'}})")
+        expect(page.locator("#ui-error")).to_contain_text(f"may not submit in queue '{queue}'")
+        assert fleet.job(job)["state"] == "SUCCEEDED"
     finally:
         context.close()
