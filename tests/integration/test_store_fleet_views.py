@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from jobfleet.failures import Condition, FailureInfo
+from jobfleet.failures.classifier import Classifier, ErrorCategory
 from jobfleet.protocol import Finished
 from jobfleet.store import JobFilter, Store
 from tests.integration.storekit import CAPACITY, WORKER, lease_one, register, spec, start
@@ -88,16 +89,25 @@ def test_finished_counts_can_come_from_a_cache(store: Store) -> None:
 
 
 def test_recent_failures_are_counted_by_category_else_condition(store: Store) -> None:
+    """Categories are the server's (set where the failure is observed): exit code 3 is one."""
+    rule = {"name": "cuda-oom", "rules": [{"exit_codes": {"operator": "In", "values": [3]}}]}
+    store.classifier = Classifier([ErrorCategory.model_validate(rule)])
     register(store)
-    for categories in (["cuda-oom"], []):
+    for code in (3, 1):
         a = lease_one(store, store.submit([spec()])[0])
-        failure = FailureInfo(condition=Condition.EXIT_NONZERO, exit_code=1, categories=categories)
+        failure = FailureInfo(condition=Condition.EXIT_NONZERO, exit_code=code)
         store.report(
-            WORKER, [], [Finished(a.run_id, a.fencing, "failed", time.time(), 1, failure=failure)]
+            WORKER,
+            [],
+            [Finished(a.run_id, a.fencing, "failed", time.time(), code, failure=failure)],
         )
     found = store.recent_failures()
     assert found["total"] == 2
     assert dict(found["by"]) == {"cuda-oom": 1, "condition EXIT_NONZERO": 1}
+    assert store.recent_failures(visible=["default"])["total"] == 2
+    assert store.recent_failures(visible=["other"])["total"] == 0  # the dashboard's filter
+    assert store.recent_failures(visible=[])["total"] == 0
+    assert store.event_rate(visible=[]) == 0 < store.event_rate(visible=["default"])
 
 
 def test_workers_show_capacity_allocation_and_liveness(store: Store) -> None:
