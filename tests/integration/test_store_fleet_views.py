@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from jobfleet.failures import Condition, FailureInfo
+from jobfleet.failures.classifier import Classifier, ErrorCategory
 from jobfleet.protocol import Finished
 from jobfleet.store import JobFilter, Store
 from tests.integration.storekit import CAPACITY, WORKER, lease_one, register, spec, start
@@ -88,16 +89,25 @@ def test_finished_counts_can_come_from_a_cache(store: Store) -> None:
 
 
 def test_recent_failures_are_counted_by_category_else_condition(store: Store) -> None:
+    """Categories are the server's (set where the failure is observed): exit code 3 is one."""
+    rule = {"name": "cuda-oom", "rules": [{"exit_codes": {"operator": "In", "values": [3]}}]}
+    store.classifier = Classifier([ErrorCategory.model_validate(rule)])
     register(store)
-    for categories in (["cuda-oom"], []):
+    for code in (3, 1):
         a = lease_one(store, store.submit([spec()])[0])
-        failure = FailureInfo(condition=Condition.EXIT_NONZERO, exit_code=1, categories=categories)
+        failure = FailureInfo(condition=Condition.EXIT_NONZERO, exit_code=code)
         store.report(
-            WORKER, [], [Finished(a.run_id, a.fencing, "failed", time.time(), 1, failure=failure)]
+            WORKER,
+            [],
+            [Finished(a.run_id, a.fencing, "failed", time.time(), code, failure=failure)],
         )
     found = store.recent_failures()
     assert found["total"] == 2
     assert dict(found["by"]) == {"cuda-oom": 1, "condition EXIT_NONZERO": 1}
+    assert store.recent_failures(visible=["default"])["total"] == 2
+    assert store.recent_failures(visible=["other"])["total"] == 0  # the dashboard's filter
+    assert store.recent_failures(visible=[])["total"] == 0
+    assert store.event_rate(visible=[]) == 0 < store.event_rate(visible=["default"])
 
 
 def test_workers_show_capacity_allocation_and_liveness(store: Store) -> None:
@@ -110,7 +120,21 @@ def test_workers_show_capacity_allocation_and_liveness(store: Store) -> None:
     assert w["allocated"]["jobs"] == 1 and w["allocated"]["cpu"] == 4.0
     assert w["utilisation"] == 4.0 / 16.0
     [stale] = store.dashboard_workers(lease_timeout=-1)
-    assert not stale["alive"]
+    assert not stale["alive"] and stale["state"] == "UNREACHABLE"  # as the fleet API says
+
+
+def test_workers_show_the_fleet_states_and_the_isolation_backend(store: Store) -> None:
+    info = {"isolation": {"backend": "cgroup2", "sealed": False}}
+    store.register_worker(WORKER, "s1", CAPACITY, info=info)
+    [w] = store.dashboard_workers(lease_timeout=30)
+    assert (w["state"], w["isolation"], w["alive"]) == ("READY", "cgroup2", True)
+    store.set_worker_state(WORKER, "DRAINING")
+    [w] = store.dashboard_workers(lease_timeout=30)
+    assert (w["state"], w["draining"], w["alive"]) == ("DRAINING", True, True)
+    store.set_worker_state(WORKER, "OFFLINE")
+    [w] = store.dashboard_workers(lease_timeout=-1)  # silent, yet OFFLINE says more
+    assert (w["state"], w["alive"]) == ("OFFLINE", False)
+    assert w["state"] == store.worker_views(fresh_after=time.time() + 1)[0]["state"]
 
 
 def test_the_job_page_reads_only_the_newest_runs(store: Store) -> None:

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import Fleet
@@ -197,6 +198,7 @@ def test_workers_and_overview_show_the_local_worker_and_queue(page: Page, fleet:
     expect(workers).to_have_count(1)
     expect(workers.first).to_contain_text(f"{WORKER_CPU} CPU")
     expect(workers.first).to_contain_text("READY")
+    expect(workers.first).to_contain_text(re.compile(r"cgroup2|cgroup1|rlimits|none"))
     expect(page.locator("#shards-table")).to_contain_text("default")
     page.goto(f"{fleet.url}/ui/")
     expect(page.locator("table.grid")).to_contain_text("default")
@@ -215,5 +217,36 @@ def test_phone_width_dark_mode_and_keyboard(browser: Browser, fleet: Fleet) -> N
         page.keyboard.press("Tab")
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.textContent") == "Overview"
+    finally:
+        context.close()
+
+
+def test_a_button_without_its_verb_is_disabled_and_says_which(
+    browser: Browser, fleet: Fleet
+) -> None:
+    job = submit(fleet, ["true"], job_set=unique("perm"))
+    queue = fleet.wait_state(job, "SUCCEEDED")["queue"]
+    name = unique("viewer")
+    made = httpx.post(
+        f"{fleet.url}/v1/auth/tokens",
+        json={"name": name, "queues": [queue], "verbs": ["watch"]},
+        headers={"Authorization": f"Bearer {fleet.token}"},
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{fleet.url}/ui/jobs/{job}")
+        page.fill("#token", made.json()["token"])
+        page.click("button[type=submit]")
+        expect(page.locator(".who")).to_have_text(name)
+        retry = page.locator('button[data-action="retry"]')
+        expect(retry).to_be_disabled()  # the state allows it; the principal lacks `submit`
+        expect(retry).to_have_attribute("title", re.compile(r"verb 'submit' on queue"))
+        # a stale page that still posts the action is refused, and says why
+        page.evaluate(f"htmx.ajax('POST', '/ui/jobs/{job}/actions/retry', {{target: '#panel'}})")
+        expect(page.locator("#ui-error")).to_contain_text(f"may not submit in queue '{queue}'")
+        assert fleet.job(job)["state"] == "SUCCEEDED"
     finally:
         context.close()

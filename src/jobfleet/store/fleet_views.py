@@ -250,11 +250,17 @@ class FleetViewOps(QueryOps, ControlOps):
         return list(out.values())
 
     def recent_failures(
-        self, *, window: float = 3600.0, limit: int = 5000, scan: int = RECENT_SCAN
+        self,
+        *,
+        window: float = 3600.0,
+        limit: int = 5000,
+        scan: int = RECENT_SCAN,
+        visible: list[str] | None = None,
     ) -> dict[str, Any]:
         """Failures (final or retried) in the last `window` seconds, counted by category (or
         by condition when the classifier named none). Looks at the newest `scan` events at
-        most (an id range: bounded cost however long the history)."""
+        most (an id range: bounded cost however long the history). `visible`: only events of
+        these queues (None: all)."""
         since = time.time() - window
         with self.read() as conn:
             floor = self._recent_floor(conn, scan)
@@ -265,6 +271,7 @@ class FleetViewOps(QueryOps, ControlOps):
                         events.c.id > floor,
                         events.c.time >= since,
                         events.c.type.in_(_FAILURE_TYPES),
+                        *_in_queues(visible),
                     )
                     .order_by(events.c.id.desc())
                     .limit(limit)
@@ -279,14 +286,18 @@ class FleetViewOps(QueryOps, ControlOps):
             by.update(str(n) for n in names)
         return {"window": window, "total": len(payloads), "by": by.most_common(12)}
 
-    def event_rate(self, *, window: float = 60.0, scan: int = RECENT_SCAN) -> float:
+    def event_rate(
+        self, *, window: float = 60.0, scan: int = RECENT_SCAN, visible: list[str] | None = None
+    ) -> float:
         """Events per second over the last `window` seconds, from the newest `scan` events at
-        most (so at most scan/window per second is reported)."""
+        most (so at most scan/window per second is reported); of `visible` queues if given."""
         since = time.time() - window
         with self.read() as conn:
             floor = self._recent_floor(conn, scan)
             n = conn.execute(
-                sa.select(sa.func.count()).where(events.c.id > floor, events.c.time >= since)
+                sa.select(sa.func.count()).where(
+                    events.c.id > floor, events.c.time >= since, *_in_queues(visible)
+                )
             ).scalar()
         return int(n or 0) / window
 
@@ -316,6 +327,13 @@ class FleetViewOps(QueryOps, ControlOps):
             used = {r[0]: r for r in conn.execute(load).all()}
         now = time.time()
         return [_worker(w, used.get(w["name"]), now, lease_timeout) for w in ws]
+
+
+def _in_queues(visible: list[str] | None) -> list[Any]:
+    """The condition "event of one of these queues" (none when `visible` is None: all)."""
+    if visible is None:
+        return []
+    return [events.c.queue.in_(visible) if visible else sa.false()]
 
 
 def _row(m: Any) -> dict[str, Any]:
@@ -352,12 +370,16 @@ def _worker(w: dict[str, Any], used: Any, now: float, lease_timeout: float) -> d
     cap = {"cpu": w["cpu_milli"] / 1000, "memory": int(w["memory"]), "gpu": int(w["gpu"])}
     shares = [usage[k] / cap[k] for k in ("cpu", "memory", "gpu") if cap[k]]
     age = now - float(w["last_heartbeat"])
+    state = str(w["state"])
+    if state != "OFFLINE" and age > lease_timeout:
+        state = "UNREACHABLE"  # as fleet.py's worker_views: silent past the lease timeout
     return {
         "name": w["name"],
         "shard": w["shard"],
-        "state": w["state"],
-        "alive": age <= lease_timeout,
-        "draining": w["state"].upper().startswith("DRAIN"),
+        "state": state,
+        "alive": state not in ("OFFLINE", "UNREACHABLE"),
+        "draining": state == "DRAINING",
+        "isolation": (dict(w.get("info") or {}).get("isolation") or {}).get("backend"),
         "labels": w["labels"],
         "capacity": cap,
         "allocated": usage,

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
-from jobfleet.errors import InvalidInput, NotFound
+from jobfleet.errors import Forbidden, InvalidInput, NotFound
 from jobfleet.server import problems
 from jobfleet.web import job, live, pages
 from jobfleet.web.auth import SignInNeeded
@@ -34,14 +34,17 @@ def install(app: FastAPI) -> None:
     async def _as_page(request: Request, exc: Exception) -> Response:
         """A dashboard page that cannot be shown says why, as a page; the API's answer is
         unchanged (problem+json)."""
-        assert isinstance(exc, InvalidInput | NotFound)
+        assert isinstance(exc, InvalidInput | NotFound | Forbidden)
         if not request.url.path.startswith("/ui") or request.headers.get("hx-request"):
             return problems.problem(exc.status, exc.title, exc.detail, **exc.extra)
         errors = exc.extra.get("errors", [])
-        title = "Not found" if isinstance(exc, NotFound) else "Check the filter"
+        title = "Check the filter"
+        if isinstance(exc, NotFound | Forbidden):
+            title = "Not found" if isinstance(exc, NotFound) else "Not allowed"
         return render(
             request, "error.html", status=exc.status, title=title, detail=exc.detail, errors=errors
         )
 
     app.add_exception_handler(InvalidInput, _as_page)
     app.add_exception_handler(NotFound, _as_page)
+    app.add_exception_handler(Forbidden, _as_page)

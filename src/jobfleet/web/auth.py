@@ -5,6 +5,10 @@ The cookie is HttpOnly (no script can read it), SameSite=Strict (no other site's
 the browser send it) and scoped to /ui; it is Secure when the request came over HTTPS. Every
 state-changing dashboard request is a POST that must also carry the same origin (checked from
 Origin, or Referer when Origin is absent). No token ever travels in a URL.
+
+The cookie's token is turned into the same `Principal` as a bearer token (admin, or a user
+with verbs per queue; `web/access.py` applies them). Worker tokens cannot sign in: they are
+for `jobfleet worker` only, exactly as on the API.
 """
 
 from __future__ import annotations
@@ -37,13 +41,26 @@ class CrossSite(JobfleetError):
     title = "Refused"
 
 
+WORKER_TOKEN = (
+    "That is a worker token (only for `jobfleet worker`): sign in with a user or admin token."
+)
+
+
+async def token_principal(request: Request, token: str) -> Principal:
+    """The principal of a dashboard token; Unauthorized if it is invalid or a worker's."""
+    cache: TokenCache = request.app.state.tokens
+    who = await cache.principal(token)
+    if who.is_worker:
+        raise Unauthorized(WORKER_TOKEN)
+    return who
+
+
 async def ui_principal(request: Request) -> Principal:
     token = request.cookies.get(COOKIE, "")
     if not token:
         raise SignInNeeded("sign in with a token")
-    cache: TokenCache = request.app.state.tokens
     try:
-        return await cache.principal(token)
+        return await token_principal(request, token)
     except Unauthorized:
         raise SignInNeeded("the saved token is no longer valid: sign in again") from None
 

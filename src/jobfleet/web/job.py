@@ -1,8 +1,10 @@
 """The job page: spec, state and its actions, timeline, runs, checkpoints, dependencies,
 events (a page at a time) and logs (a tail, then followed live while the job runs).
 
-Buttons come from the job object's `actions` (lifecycle/actions.py): enabled as it says, with
-a spinner where an action is in progress (e.g. Cancel while `cancel_requested`).
+Buttons come from the job object's `actions` (lifecycle/actions.py): enabled as it says and
+only if the principal has the action's verb on the job's queue (`web/access.py`), with a
+spinner where an action is in progress (e.g. Cancel while `cancel_requested`). A job of a
+queue the principal may not watch is 404 on every route here, like an unknown job.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from starlette.responses import Response
 
 from jobfleet.errors import InvalidInput, JobfleetError
 from jobfleet.models import MAX_PRIORITY
+from jobfleet.server.permissions import Principal
+from jobfleet.web.access import ACTION_VERBS, job_queue, permitted_actions
 from jobfleet.web.auth import UiCaller, UiWriter
 from jobfleet.web.common import render, svc
 from jobfleet.web.live import read_tail
@@ -29,7 +33,7 @@ Stream = Literal["stdout", "stderr"]
 
 @router.get("/jobs/{job_id}")
 async def job_page(request: Request, job_id: str, who: UiCaller) -> Response:
-    panel = await _panel(request, job_id)
+    panel = await _panel(request, who, job_id)
     store = svc(request).store
     events, older = await run_in_threadpool(
         lambda: store.job_events_page(job_id, limit=EVENTS_PAGE)
@@ -46,15 +50,19 @@ async def job_page(request: Request, job_id: str, who: UiCaller) -> Response:
 
 
 @router.get("/jobs/{job_id}/panel")
-async def job_panel(request: Request, job_id: str, _: UiCaller) -> Response:
-    return render(request, "_job_panel.html", **await _panel(request, job_id))
+async def job_panel(request: Request, job_id: str, who: UiCaller) -> Response:
+    return render(request, "_job_panel.html", **await _panel(request, who, job_id))
 
 
-async def _panel(request: Request, job_id: str, notice: str | None = None) -> dict[str, Any]:
+async def _panel(
+    request: Request, who: Principal, job_id: str, notice: str | None = None
+) -> dict[str, Any]:
+    await job_queue(request, who, job_id)  # 404 for a job of a hidden queue
     store = svc(request).store
 
     def read() -> dict[str, Any]:
         job = store.job_page_view(job_id, runs_limit=RUNS_SHOWN)
+        job["actions"] = permitted_actions(who, job)
         timeline, earlier = store.recent_history(job_id, limit=TIMELINE)
         deps = [d.get("job_id") for d in job["spec"].get("depends_on") or []]
         return {
@@ -86,9 +94,10 @@ def _checkpoints(store: Any, job_id: str) -> list[dict[str, Any]] | None:
 async def job_events(
     request: Request,
     job_id: str,
-    _: UiCaller,
+    who: UiCaller,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
+    await job_queue(request, who, job_id)
     store = svc(request).store
     events, older = await run_in_threadpool(
         lambda: store.job_events_page(job_id, limit=EVENTS_PAGE, before=before)
@@ -98,8 +107,9 @@ async def job_events(
 
 @router.get("/jobs/{job_id}/log")
 async def job_log(
-    request: Request, job_id: str, _: UiCaller, stream: Stream = "stdout", run: str | None = None
+    request: Request, job_id: str, who: UiCaller, stream: Stream = "stdout", run: str | None = None
 ) -> Response:
+    await job_queue(request, who, job_id)
     store = svc(request).store
     job = await run_in_threadpool(lambda: store.job_page_view(job_id, runs_limit=RUNS_SHOWN))
     return render(request, "_log.html", job=job, log=await _log(request, job, stream, run))
@@ -144,7 +154,9 @@ async def act(
     who: UiWriter,
     priority: Annotated[int | None, Form()] = None,
 ) -> Response:
-    """Run one action, then answer with the panel (or the new job's link for retry)."""
+    """Run one action, then answer with the panel (or the new job's link for retry). 404 for
+    a job of a hidden queue; 403 naming the queue and the verb when the verb is missing."""
+    await job_queue(request, who, job_id, ACTION_VERBS[action])
     store = svc(request).store
     notice = None
     try:
@@ -158,12 +170,14 @@ async def act(
         else:
             new = await run_in_threadpool(lambda: store.retry_as_new(job_id, actor=who.name))
             notice = f"Submitted again as {new['id']}"
-            response = render(request, "_job_panel.html", **await _panel(request, job_id, notice))
+            response = render(
+                request, "_job_panel.html", **await _panel(request, who, job_id, notice)
+            )
             response.headers["HX-Redirect"] = f"/ui/jobs/{new['id']}"
             return response
     except JobfleetError as exc:
         notice = exc.detail
-    return render(request, "_job_panel.html", **await _panel(request, job_id, notice))
+    return render(request, "_job_panel.html", **await _panel(request, who, job_id, notice))
 
 
 def _priority(value: int | None) -> int:

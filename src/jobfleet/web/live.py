@@ -3,6 +3,8 @@ and a run's log followed from where the page's tail ended.
 
 The event feed is the API's own stream (same resume rule, same heartbeats); the log feed reads
 the run's file from a byte offset, so a page opened on a 100 MB log sends only what is new.
+Both show only what the principal may `watch`: events of other queues are filtered out, and
+the log of a job of a hidden queue is 404 like an unknown job.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
+from jobfleet.server.permissions import visible_queues
 from jobfleet.server.routes.events import SSE_HEADERS, _resume_point, event_stream, sse
 from jobfleet.store import EventFilter
+from jobfleet.web.access import job_queue
 from jobfleet.web.auth import UiCaller
 from jobfleet.web.common import svc
+from jobfleet.worker.logpump import strip_timestamps
 
 router = APIRouter(prefix="/ui")
 POLL = 0.25
@@ -32,7 +37,7 @@ Stream = Literal["stdout", "stderr"]
 @router.get("/stream", include_in_schema=False)
 async def events_feed(
     request: Request,
-    _: UiCaller,
+    who: UiCaller,
     after: Annotated[int, Query(ge=0)] = 0,
     job_id: str | None = None,
     queue: str | None = None,
@@ -40,7 +45,7 @@ async def events_feed(
 ) -> StreamingResponse:
     """Events after `after` (the newest the page had when it was rendered), or after the
     browser's Last-Event-ID when EventSource reconnects; from now on if neither is given."""
-    flt = EventFilter(queues=[queue] if queue else [], job_id=job_id)
+    flt = EventFilter(queues=[queue] if queue else [], job_id=job_id, visible=visible_queues(who))
     start = _resume_point(after, last_event_id)
     if not start:
         start = await run_in_threadpool(svc(request).store.last_event_id)
@@ -52,7 +57,8 @@ async def events_feed(
 
 
 def read_tail(path: Path, limit: int) -> tuple[str, int, int]:
-    """(text, end offset, bytes skipped before it): the last `limit` bytes, whole lines."""
+    """(text, end offset, bytes skipped before it): the last `limit` bytes, whole lines, each
+    without the timestamp the worker stored it with (as the API's default log view)."""
     try:
         with open(path, "rb") as f:
             size = f.seek(0, 2)
@@ -64,7 +70,7 @@ def read_tail(path: Path, limit: int) -> tuple[str, int, int]:
     if start:
         cut = data.find(b"\n") + 1
         data, start = data[cut:], start + cut
-    return data.decode(errors="replace"), size, start
+    return strip_timestamps(data.decode(errors="replace")), size, start
 
 
 def read_from(path: Path, offset: int) -> bytes:
@@ -85,11 +91,12 @@ def run_state(request: Request, job_id: str, run_id: str | None) -> tuple[str | 
 async def follow_log(
     request: Request,
     job_id: str,
-    _: UiCaller,
+    who: UiCaller,
     stream: Stream = "stdout",
     run: str | None = None,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> StreamingResponse:
+    await job_queue(request, who, job_id)  # 404 for a job of a hidden queue
     await run_in_threadpool(svc(request).store.run_progress, job_id, run)  # 404 first
     return StreamingResponse(
         _follow(request, job_id, run, stream, offset),
@@ -123,7 +130,8 @@ async def _follow(
         chunk = await run_in_threadpool(read_from, files.log(run_id, stream), offset)
         if chunk:
             offset += len(chunk)
-            yield sse(None, "log", {"text": chunk.decode(errors="replace"), "offset": offset})
+            text = strip_timestamps(chunk.decode(errors="replace"))
+            yield sse(None, "log", {"text": text, "offset": offset})
             continue
         if state not in ("LEASED", "RUNNING"):
             yield sse(None, "end", {"state": state})

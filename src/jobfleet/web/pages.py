@@ -14,14 +14,25 @@ from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from jobfleet.errors import Unauthorized
-from jobfleet.server.auth import TokenCache
-from jobfleet.web.auth import COOKIE, COOKIE_PATH, MAX_AGE, UiCaller, UiWriter, is_https
+from jobfleet.errors import Forbidden, Unauthorized
+from jobfleet.server.permissions import Principal, Verb, check_queue, visible_queues
+from jobfleet.web import access
+from jobfleet.web.auth import (
+    COOKIE,
+    COOKIE_PATH,
+    MAX_AGE,
+    WORKER_TOKEN,
+    UiCaller,
+    UiWriter,
+    is_https,
+    token_principal,
+)
 from jobfleet.web.auth import same_origin as check_origin
 from jobfleet.web.common import filter_params, job_filter, render, svc
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE = 50
+INVALID = "That token is not valid. Print yours with `jobfleet auth token`."
 FINAL_TTL = 30.0  # s: finished-job counts are one pass over a large index; live ones are exact
 
 
@@ -42,11 +53,10 @@ async def login(
     request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = ""
 ) -> Response:
     check_origin(request)
-    cache: TokenCache = request.app.state.tokens
     try:
-        await cache.principal(token.strip())
-    except Unauthorized:
-        error = "That token is not valid. Print yours with `jobfleet auth token`."
+        await token_principal(request, token.strip())
+    except Unauthorized as exc:
+        error = exc.detail if exc.detail == WORKER_TOKEN else INVALID
         return render(request, "login.html", status=401, next=_safe_next(next), error=error)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
@@ -76,17 +86,19 @@ async def root() -> Response:
 
 @router.get("/")
 async def overview(request: Request, who: UiCaller) -> Response:
-    return render(request, "overview.html", who=who, **await _overview(request))
+    return render(request, "overview.html", who=who, **await _overview(request, who))
 
 
 @router.get("/overview/body")
-async def overview_body(request: Request, _: UiCaller) -> Response:
-    return render(request, "_overview_body.html", **await _overview(request))
+async def overview_body(request: Request, who: UiCaller) -> Response:
+    return render(request, "_overview_body.html", **await _overview(request, who))
 
 
-async def _overview(request: Request) -> dict[str, Any]:
+async def _overview(request: Request, who: Principal) -> dict[str, Any]:
+    """Queues, failures and the event rate, of the queues `who` may watch only. A queue's
+    fair share is still its share of all weights (what the scheduler gives it)."""
     store = svc(request).store
-
+    shown = visible_queues(who)
     cache: dict[str, Any] = request.app.state.ui_cache
 
     def read() -> dict[str, Any]:
@@ -99,9 +111,9 @@ async def _overview(request: Request) -> dict[str, Any]:
         for q in queues:
             q["share"] = (q["weight"] / weights) if weights and q["weight"] else None
         return {
-            "queues": queues,
-            "failures": store.recent_failures(),
-            "rate": store.event_rate(),
+            "queues": [q for q in queues if shown is None or q["name"] in shown],
+            "failures": store.recent_failures(visible=shown),
+            "rate": store.event_rate(visible=shown),
             "last_event": store.last_event_id(),
             "final_at": hit[2],
         }
@@ -114,13 +126,13 @@ async def jobs_page(
     request: Request, who: UiCaller, cursor: str | None = None, fragment: bool = False
 ) -> Response:
     params = filter_params(request)
-    flt = job_filter(params)
+    flt = access.watched(who, job_filter(params))
     oldest = params["sort"] == "oldest"
     store = svc(request).store
 
     def read() -> dict[str, Any]:
         rows, nxt = store.page_jobs(flt, limit=PAGE, cursor=cursor, oldest=oldest)
-        names = store.queue_names()
+        names = access.visible(who, store.queue_names())
         return {"rows": rows, "next": nxt, "queues": names, "last_event": store.last_event_id()}
 
     data = await run_in_threadpool(read)
@@ -134,6 +146,7 @@ async def jobs_page(
         query=query,
         cursor=cursor,
         live=not cursor and not oldest,
+        may_cancel=access.may_bulk_cancel(who, flt.queue),
         **data,
     )
 
@@ -148,12 +161,22 @@ def _query(params: dict[str, Any]) -> str:
 
 
 @router.get("/jobs/cancel")
-async def cancel_preview(request: Request, _: UiCaller) -> Response:
-    """How many jobs a bulk cancel would touch, with a confirm button."""
+async def cancel_preview(request: Request, who: UiCaller) -> Response:
+    """How many jobs a bulk cancel would touch, with a confirm button; and how many matching
+    jobs it would leave because they are in queues where `who` may not cancel."""
     params = filter_params(request)
     flt = job_filter(params)
-    count = await run_in_threadpool(svc(request).store.count_cancellable, flt)
-    return render(request, "_cancel_confirm.html", count=count, params=params)
+    store = svc(request).store
+
+    def read() -> tuple[int, int]:
+        count = store.count_cancellable(access.cancellable(who, flt))
+        seen = store.count_cancellable(access.watched(who, flt))
+        return count, seen - count
+
+    count, skipped = await run_in_threadpool(read)
+    return render(
+        request, "_cancel_confirm.html", count=count, skipped=skipped, params=params, who=who
+    )
 
 
 @router.post("/jobs/cancel")
@@ -167,13 +190,33 @@ async def cancel_matching(
     state: Annotated[list[str] | None, Form()] = None,
     label: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
+    """Cancel the matching jobs of the queues where `who` may cancel; the others are left and
+    counted. 403 if the filter names a queue it may not cancel in, or it may cancel nowhere."""
     labels = [v for v in label or [] if v]
     flt = job_filter({"queue": queue, "job_set": job_set, "q": q, "state": state, "label": labels})
+    _may_bulk_cancel(who, flt.queue)
     store = svc(request).store
-    counts = await run_in_threadpool(
-        lambda: store.cancel_matching(flt, reason="bulk cancel from the dashboard", actor=who.name)
-    )
+
+    def run() -> dict[str, int]:
+        counts = store.cancel_matching(
+            access.cancellable(who, flt), reason="bulk cancel from the dashboard", actor=who.name
+        )
+        counts["skipped"] = store.count_cancellable(access.watched(who, flt))
+        return counts
+
+    counts = await run_in_threadpool(run)
     return render(request, "_cancel_done.html", counts=counts, expected=expected)
+
+
+def _may_bulk_cancel(who: Principal, queue: str | None) -> None:
+    if queue:
+        check_queue(who, queue, Verb.CANCEL)
+    elif not access.may_bulk_cancel(who, None):
+        raise Forbidden(
+            f"principal {who.name!r} may not cancel in any queue "
+            "(a bulk cancel needs the verb 'cancel' on the queues of its jobs)",
+            verb=Verb.CANCEL.value,
+        )
 
 
 @router.get("/workers")

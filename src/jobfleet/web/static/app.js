@@ -118,7 +118,30 @@
     followLog(false);
   }
 
+  // A refused htmx request (403: a verb the principal lacks; 404; 422) says why at the top of
+  // the page instead of silently doing nothing; the answer is problem+json with a `detail`.
+  function showRefusal(e) {
+    const xhr = e.detail.xhr;
+    let detail = `${xhr.status} ${xhr.statusText}`;
+    try {
+      detail = JSON.parse(xhr.responseText).detail || detail;
+    } catch (_) {
+      /* not JSON: keep the status line */
+    }
+    let box = document.getElementById("ui-error");
+    if (!box) {
+      box = document.createElement("p");
+      box.id = "ui-error";
+      box.className = "notice error";
+      box.setAttribute("role", "alert");
+      const main = document.getElementById("main");
+      main.insertBefore(box, main.firstChild);
+    }
+    box.textContent = detail;
+  }
+
   document.addEventListener("DOMContentLoaded", start);
+  document.addEventListener("htmx:responseError", showRefusal);
   // A new log view (stream or run switched) brings its own <pre>: follow it if it is live.
   document.addEventListener("htmx:afterSwap", (e) => {
     if (e.detail.target && e.detail.target.id === "log-box") {
