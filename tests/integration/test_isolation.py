@@ -314,6 +314,8 @@ def test_a_daemonised_grandchild_does_not_outlive_its_run(
         runner.close()
     wait_for(lambda: not alive(daemon), timeout=5, what="the daemon to be gone")
     assert cgroup_dirs(iso) == []
+    bases = getattr(iso.backend, "bases", {}) or {"v2": getattr(iso.backend, "base", None)}
+    assert not any(b.exists() for b in bases.values() if b is not None)  # the worker's folder too
 
 
 def test_sigterm_reaches_the_job_and_it_may_finish_gracefully(

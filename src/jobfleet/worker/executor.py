@@ -220,6 +220,7 @@ class Executor:
         self._thread.join(timeout=5)
         for proc in leftovers:  # the reaper is gone: remove their cgroups here
             self.isolation.release(proc.prepared)
+        self.isolation.close()
         self.pump.stop()
 
     @staticmethod

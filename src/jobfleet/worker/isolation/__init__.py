@@ -117,6 +117,10 @@ class Isolation:
     def sweep(self) -> int:
         return self.backend.sweep()
 
+    def close(self) -> None:
+        """The worker stops: remove its cgroup folder (its runs' cgroups are gone already)."""
+        self.backend.close()
+
     def prepare(self, run_id: str, argv: list[str], limits: Limits, network: str) -> Prepared:
         """Create the run's cgroup and the argv that joins it. Raises IsolationError/OSError."""
         net = network == "none" or self.sealed

@@ -66,6 +66,10 @@ class Backend(Protocol):
         """Kill and remove run cgroups an earlier incarnation left; return how many."""
         ...
 
+    def close(self) -> None:
+        """Remove the worker's own (now empty) cgroup folder, if it has one."""
+        ...
+
 
 def quota_us(cpu_milli: int, period_us: int) -> int:
     """CPU time per period for `cpu_milli` thousandths of a core (at least 1 ms).

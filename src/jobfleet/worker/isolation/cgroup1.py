@@ -100,6 +100,11 @@ class CgroupV1:
             found += 1
         return found
 
+    def close(self) -> None:
+        for base in self.bases.values():
+            with contextlib.suppress(OSError):
+                base.rmdir()
+
 
 def _apply(dirs: dict[str, Path], limits: Limits) -> None:
     if limits.memory is not None:

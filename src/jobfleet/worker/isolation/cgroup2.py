@@ -110,6 +110,10 @@ class CgroupV2:
             V2Group(p).remove()
         return len(names)
 
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.base.rmdir()
+
 
 def _enable(d: Path) -> None:
     have = read(d / "cgroup.subtree_control").split()

@@ -53,6 +53,9 @@ class Rlimits:
     def sweep(self) -> int:
         return 0
 
+    def close(self) -> None:
+        return None
+
 
 class NoLimits:
     """`worker.isolation: none`: a process group and a working directory, nothing enforced."""
@@ -70,3 +73,6 @@ class NoLimits:
 
     def sweep(self) -> int:
         return 0
+
+    def close(self) -> None:
+        return None
