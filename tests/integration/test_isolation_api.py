@@ -40,7 +40,9 @@ def iso_api(store: Store, tmp_path: Path) -> Iterator[Api]:
 
 @pytest.fixture
 def sealed_api(store: Store, tmp_path: Path) -> Iterator[Api]:
-    yield from _stack(store, tmp_path, sealed=True, callbacks={"allow": ["https://hooks.lan/"]})
+    yield from _stack(
+        store, tmp_path, sealed=True, callbacks={"allow": ["https://hooks.lan/"], "secret": "s"}
+    )
 
 
 def test_the_worker_advertises_its_isolation(iso_api: Api) -> None:

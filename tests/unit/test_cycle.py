@@ -192,3 +192,26 @@ def test_dominant_share_is_the_largest_fraction() -> None:
 
     q = QueueState("a", cpu_milli=1000, memory=8 * GI, gpu=0)
     assert dominant_share(q, Capacity(4000, 16 * GI, 0)) == 0.5
+
+
+def test_room_kept_for_a_preemptor_is_not_backfilled_by_a_lower_class() -> None:
+    """Once a preemptor's victims have gone, their room waits for it, not for low jobs."""
+    rooms = [Room("w0", 2000, 4 * GI)]
+    low = jobs("a", 2, class_priority=0)
+    plan = plan_cycle(lanes_of(low), {}, rooms, rooms, "s", reserved={"w0": 100})
+    assert plan.placed == []
+    urgent = jobs("b", 1, cpu=2000, class_priority=100)
+    plan = plan_cycle(lanes_of(urgent + low), {}, rooms, rooms, "s", reserved={"w0": 100})
+    assert plan.placed == [("b-0", "w0")]
+
+
+def test_fitter_places_by_selector_and_avoids_a_worker_only_while_another_could_hold_it() -> None:
+    rooms = [Room("plain", 4000, 4 * GI), Room("fast", 4000, 4 * GI, labels={"disk": "ssd"})]
+    fit = Fitter(rooms, totals=rooms)
+    assert fit.take(Demand("s", 1000, GI, selector={"disk": "ssd"})) == "fast"
+    assert fit.take(Demand("t", 1000, GI, selector={"disk": "nvme"})) is None
+    assert fit.take(Demand("u", 1000, GI, avoid=frozenset({"plain"}))) == "fast"
+    only = [Room("plain", 4000, 4 * GI)]
+    assert Fitter(only, totals=only).take(Demand("v", 1000, GI, avoid=frozenset({"plain"}))) == (
+        "plain"
+    )

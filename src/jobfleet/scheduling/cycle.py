@@ -66,15 +66,20 @@ def plan_cycle(
     *,
     gangs: Mapping[str, Sequence[Demand]] | None = None,
     closed: Iterable[str] = (),
+    reserved: Mapping[str, int] | None = None,
     max_placements: int = 10_000,
 ) -> CyclePlan:
     """Decide this cycle's placements. `queues` is not changed (copies are used).
 
     `gangs` maps a gang id to every pending member in the shard (members may lie beyond the
     lanes' heads); `closed` names workers that take no job this cycle (a preemption on them
-    is in progress: the room is kept for the job that asked for it).
+    is in progress: the room is kept for the job that asked for it); `reserved` maps a worker
+    to the class priority of a preemptor waiting for its room: jobs of lower classes may not
+    take that room once the victims have gone (they would only be preempted again).
     """
-    return _Cycle(lanes, queues, rooms, totals, shard, gangs or {}, closed, max_placements).run()
+    return _Cycle(
+        lanes, queues, rooms, totals, shard, gangs or {}, closed, max_placements, reserved or {}
+    ).run()
 
 
 class _Cycle:
@@ -88,6 +93,7 @@ class _Cycle:
         gangs: Mapping[str, Sequence[Demand]],
         closed: Iterable[str],
         max_placements: int,
+        reserved: Mapping[str, int],
     ) -> None:
         self.lanes = lanes
         self.queues = {name: _copy(q) for name, q in queues.items()}
@@ -97,7 +103,7 @@ class _Cycle:
         self.shard = shard
         self.gangs = gangs
         self.cap = total_capacity(totals)
-        self.fitter = Fitter(rooms, closed=closed, totals=totals)
+        self.fitter = Fitter(rooms, closed=closed, totals=totals, reserved=reserved)
         self.max_placements = max_placements
         self.plan = CyclePlan()
         self.cursor: dict[Lane, int] = dict.fromkeys(lanes, 0)

@@ -13,7 +13,7 @@ resource fails at once, until capacity is given back.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from jobfleet.scheduling.placement import Demand, Room
 
@@ -23,9 +23,15 @@ MAX_FAILED = 32
 
 class Fitter:
     def __init__(
-        self, rooms: Iterable[Room], *, closed: Iterable[str] = (), totals: Sequence[Room] = ()
+        self,
+        rooms: Iterable[Room],
+        *,
+        closed: Iterable[str] = (),
+        totals: Sequence[Room] = (),
+        reserved: Mapping[str, int] | None = None,
     ) -> None:
         shut = set(closed)
+        self.reserved = dict(reserved or {})  # worker -> class priority its room is kept for
         self.totals = totals  # whole capacities: may an avoided worker be skipped?
         self.labels: dict[str, dict[str, str]] = {}
         self.free: dict[str, list[int]] = {}
@@ -63,7 +69,7 @@ class Fitter:
 
     def take(self, d: Demand) -> str | None:
         """Reserve room for `d` on the best-fitting worker; its name, or None."""
-        if d.selector or d.avoid:  # rare: a scan that looks at labels and avoided workers
+        if d.selector or d.avoid or self._held_from(d):  # rare: a scan of every worker
             worker = self._find_particular(d)
             if worker is not None:
                 self._reserve(worker, d)
@@ -88,12 +94,18 @@ class Fitter:
         free[2] -= d.gpu
         self._add(worker)
 
+    def _held_from(self, d: Demand) -> frozenset[str]:
+        """Workers whose room is kept for a preemptor of a higher class than `d`'s."""
+        return frozenset(w for w, p in self.reserved.items() if p > d.class_priority)
+
     def _find_particular(self, d: Demand) -> str | None:
         """Best fit among the workers with the `selector` labels, leaving out the ones the job
-        avoids when another worker could ever hold it (`scheduling/avoid.py`)."""
+        avoids when another worker could ever hold it (`scheduling/avoid.py`) and the ones
+        whose room is kept for a higher-class preemptor."""
         avoid = d.avoid
         if avoid and not any(t.worker not in avoid and t.fits(d) for t in self.totals):
             avoid = frozenset()  # only avoided workers could ever hold it: use them
+        avoid = avoid | self._held_from(d)
         best: tuple[int, int, int, str] | None = None
         for worker, (cpu, mem, gpu) in self.free.items():
             if worker in avoid or cpu < d.cpu_milli or mem < d.memory or gpu < d.gpu:

@@ -27,6 +27,7 @@ MAX_PLACEMENTS = 10_000  # per cycle; cycles repeat while they make progress
 BUSY_WINDOW = 0.2  # seconds since the last big cycle during which we count as busy
 BUSY_BATCH = 32  # a cycle moving this many jobs is "big": a lone job never waits to coalesce
 COALESCE = 0.02  # how long a busy scheduler waits to gather changes before the next cycle
+NOMINATION_TTL = 120.0  # how long a worker's room stays kept for a preemptor that waits
 
 # A hook called after each cycle with its duration (seconds) and the jobs it moved: the seam
 # metrics hang off (jobfleet.metrics.observe_cycle), instead of code inside the loop.
@@ -60,6 +61,9 @@ class Scheduler:
         self._stop = threading.Event()
         self._next_housekeeping = 0.0
         self._reasons: dict[str, str] = {}  # what we last wrote, so only changes are written
+        # Preemptor job id -> (worker, its class priority, until): that worker's room is kept
+        # for it while its victims stop, so lower-class jobs do not backfill it.
+        self._nominated: dict[str, tuple[str, int, float]] = {}
         self._thread = threading.Thread(target=self._loop, name="jobfleet-scheduler", daemon=True)
 
     def start(self) -> None:
@@ -164,6 +168,7 @@ class Scheduler:
             shard,
             gangs=gangs,
             closed=self.store.preempting_workers(shard),
+            reserved=self._reserved(),
             max_placements=MAX_PLACEMENTS,
         )
         leased = self.store.lease(shard, plan.placed, lease_timeout=self.lease_timeout)
@@ -174,10 +179,20 @@ class Scheduler:
         self.store.set_reasons(changed)
         for job_id, _ in plan.placed:
             self._reasons.pop(job_id, None)
+            self._nominated.pop(job_id, None)
         self._reasons.update(changed)
         if len(self._reasons) > 100_000:
             self._reasons.clear()
         return leased
+
+    def _reserved(self) -> dict[str, int]:
+        """Workers whose room is kept for a waiting preemptor, with its class priority."""
+        now = time.monotonic()
+        self._nominated = {j: n for j, n in self._nominated.items() if n[2] > now}
+        out: dict[str, int] = {}
+        for worker, level, _ in self._nominated.values():
+            out[worker] = max(level, out.get(worker, level))
+        return out
 
     def _preempt(self, shard: str, plan: CyclePlan, totals: list[Room]) -> dict[str, str]:
         """Jobs that fit nowhere may evict lower-class preemptible jobs (pure choice); they
@@ -197,6 +212,10 @@ class Scheduler:
                 t.gpu - sum(r.gpu for r in held),
             )
         evictions = plan_preemptions(plan.unplaced, room, running)
+        level = {d.job_id: d.class_priority for d in plan.unplaced}
+        until = time.monotonic() + NOMINATION_TTL
+        for job_id, e in evictions.items():
+            self._nominated[job_id] = (e.worker, level.get(job_id, 0), until)
         self.store.request_preemptions([v for e in evictions.values() for v in e.victims])
         for job_id, e in evictions.items():
             if e.victims:

@@ -27,7 +27,8 @@ _LEASE_PG = sa.text(
       FROM unnest(CAST(:ids AS text[]), CAST(:workers AS text[])) AS v(id, worker)
      WHERE jobs.id = v.id AND jobs.state = 'SCHEDULED' AND jobs.cancel_requested = false
     RETURNING jobs.id, jobs.state, jobs.cancel_requested, jobs.queue, jobs.job_set,
-              jobs.attempt, jobs.run_id, jobs.worker, jobs.cpu_milli, jobs.memory, jobs.gpu
+              jobs.attempt, jobs.run_id, jobs.worker, jobs.callback, jobs.cpu_milli,
+              jobs.memory, jobs.gpu
     """
 )
 
@@ -194,6 +195,7 @@ class SchedulingOps(StoreBase):
                     self._event(r, EventType.LEASED, now, {"shard": shard, "worker": r.worker})
                     for r in moved
                 ],
+                callbacks={r.id: r.callback for r in moved if r.callback},
             )
             fence = self._fencing(conn, len(moved))
             insert_many(
