@@ -2,7 +2,9 @@
 and a run's log followed from where the page's tail ended.
 
 The event feed is the API's own stream (same resume rule, same heartbeats); the log feed reads
-the run's file from a byte offset, so a page opened on a 100 MB log sends only what is new.
+the run's log from a byte offset, so a page opened on a 100 MB log sends only what is new.
+Both read through server/runlogs.py, as the API does: the file on this disk, or the chunks a
+remote worker shipped.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -18,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from jobfleet.server.routes.events import SSE_HEADERS, _resume_point, event_stream, sse
+from jobfleet.server.runlogs import RunLogs
 from jobfleet.store import EventFilter
 from jobfleet.web.auth import UiCaller
 from jobfleet.web.common import svc
@@ -51,29 +53,17 @@ async def events_feed(
     )
 
 
-def read_tail(path: Path, limit: int) -> tuple[str, int, int]:
+def run_logs(request: Request) -> RunLogs:
+    return RunLogs(svc(request).files, svc(request).store)
+
+
+def read_tail(logs: RunLogs, run_id: str, stream: Stream, limit: int) -> tuple[str, int, int]:
     """(text, end offset, bytes skipped before it): the last `limit` bytes, whole lines."""
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, 2)
-            start = max(0, size - limit)
-            f.seek(start)
-            data = f.read(size - start)
-    except FileNotFoundError:
-        return "", 0, 0
+    data, start, size = logs.tail(run_id, stream, limit)
     if start:
         cut = data.find(b"\n") + 1
         data, start = data[cut:], start + cut
     return data.decode(errors="replace"), size, start
-
-
-def read_from(path: Path, offset: int) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            return f.read(CHUNK)
-    except FileNotFoundError:
-        return b""
 
 
 def run_state(request: Request, job_id: str, run_id: str | None) -> tuple[str | None, str]:
@@ -103,7 +93,7 @@ async def _follow(
 ) -> AsyncIterator[str]:
     """`log` events of text as it is written; `end` once the run is over and all was sent."""
     yield ": following\n\n"
-    files = svc(request).files
+    logs = run_logs(request)
     run_id, state = run, "?"
     checked = 0.0
     while not await request.is_disconnected():
@@ -120,7 +110,7 @@ async def _follow(
                 return
             await asyncio.sleep(POLL)
             continue
-        chunk = await run_in_threadpool(read_from, files.log(run_id, stream), offset)
+        chunk = await run_in_threadpool(logs.read_from, run_id, stream, offset, CHUNK)
         if chunk:
             offset += len(chunk)
             yield sse(None, "log", {"text": chunk.decode(errors="replace"), "offset": offset})
