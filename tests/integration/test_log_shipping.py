@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from jobfleet.client.sync import ServerUnreachable
-from jobfleet.protocol import Assignment, Finished, LogAck, LogChunk, Started
+from jobfleet.protocol import Assignment, Capacity, Finished, LogAck, LogChunk, Started
 from jobfleet.runfiles import RunFiles, Stream
+from jobfleet.worker.agent import Worker
 from jobfleet.worker.http import HttpLink
 from jobfleet.worker.logpump import stamp
 from jobfleet.worker.shipper import HttpShipper
 from tests.helpers import wait_for
-from tests.integration.conftest import Api
+from tests.integration.conftest import TOKEN, Api
 from tests.integration.test_api_fleet import REMOTE, remote_link
 from tests.integration.test_web import signed_in, sse_until
 
@@ -235,3 +236,58 @@ def test_logs_on_this_servers_disk_are_still_read_directly(api: Api) -> None:
     assert api.http.get(f"/v1/jobs/{job['id']}/logs").text == "local\n"
     run_id = str(api.job(str(job["id"]))["runs"][0]["id"])  # type: ignore[index]
     assert api.store.log_size(run_id, "stdout") == 0  # nothing shipped under `up`
+
+
+class AwayAtTheEnd:
+    """The real shipper, but the server is away for the first final shipment; records the job's
+    state each time an ended run's log is shipped."""
+
+    def __init__(self, inner: HttpShipper, api: Api) -> None:
+        self.inner, self.api = inner, api
+        self.failed = False
+        self.states: list[object] = []
+
+    def start(self, live: Callable[[], dict[str, int]]) -> None:
+        self.inner.start(live)
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+    def ship(self, runs: dict[str, int], *, final: bool = False) -> None:
+        if final:
+            self.states += [self.api.store.get_job(r.rsplit("-", 1)[0])["state"] for r in runs]
+            if not self.failed:
+                self.failed = True
+                raise ServerUnreachable("http://away")
+        self.inner.ship(runs, final=final)
+
+
+def test_a_remote_agent_ships_the_whole_log_before_it_reports_the_end(
+    api: Api, tmp_path: Path
+) -> None:
+    link = HttpLink(api.url, TOKEN)
+    files = RunFiles(tmp_path / "remote")  # not the server's data directory
+    shipper = AwayAtTheEnd(HttpShipper(link, files, W), api)
+    worker = Worker(
+        link,
+        files,
+        name=W,
+        shard="default",
+        capacity=Capacity(2000, 2**30),
+        lease_timeout=5,
+        labels=REMOTE,
+        poll=0.1,
+        shipper=shipper,
+    )
+    worker.start()
+    try:
+        job = api.submit(command=["sh", "-c", "echo a; echo b >&2; echo c"], selector=REMOTE)
+        api.wait_state(str(job["id"]), "SUCCEEDED")
+    finally:
+        worker.stop()
+        link.close()
+    assert shipper.failed and len(shipper.states) == 2  # shipped again after the failure ...
+    assert set(shipper.states) <= {"LEASED", "RUNNING"}  # ... and the end was reported after
+    url = f"/v1/jobs/{job['id']}/logs"
+    assert api.http.get(url).text == "a\nc\n"
+    assert api.http.get(url, params={"stream": "stderr"}).text == "b\n"

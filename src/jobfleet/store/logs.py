@@ -139,7 +139,7 @@ def _fit(
     if c.offset > end or stop <= end:
         ends[key] = end  # a gap (resume from `end`) or all of it stored already
         return None
-    data = c.data[end - c.offset :]
+    data = c.data[end - c.offset :][:LOG_CHUNK_LIMIT]  # a longer one: the worker sends the rest
     if len(data) > room:
         data = data[:room] + _cap_note(limit)
         ends[key] = stop  # the rest of this chunk is dropped with the note

@@ -23,6 +23,7 @@ from jobfleet.server.runlogs import RunLogs
 from jobfleet.store import EventFilter
 from jobfleet.web.auth import UiCaller
 from jobfleet.web.common import svc
+from jobfleet.worker.logpump import strip_timestamps
 
 router = APIRouter(prefix="/ui")
 POLL = 0.25
@@ -58,12 +59,20 @@ def run_logs(request: Request) -> RunLogs:
 
 
 def read_tail(logs: RunLogs, run_id: str, stream: Stream, limit: int) -> tuple[str, int, int]:
-    """(text, end offset, bytes skipped before it): the last `limit` bytes, whole lines."""
+    """(text, end offset, bytes skipped before it): the last `limit` bytes, whole lines, as
+    the job wrote them (the stored timestamps left out; offsets count the stored bytes)."""
     data, start, size = logs.tail(run_id, stream, limit)
     if start:
         cut = data.find(b"\n") + 1
         data, start = data[cut:], start + cut
-    return data.decode(errors="replace"), size, start
+    return strip_timestamps(data.decode(errors="replace")), size, start
+
+
+def _lines(chunk: bytes, whole: bool) -> bytes:
+    """The complete lines of `chunk` (all of it if `whole`): a line's timestamp is only
+    stripped once the line is all there."""
+    cut = len(chunk) if whole else chunk.rfind(b"\n") + 1
+    return chunk[:cut] if cut or len(chunk) < CHUNK else chunk  # a full chunk with no newline
 
 
 def run_state(request: Request, job_id: str, run_id: str | None) -> tuple[str | None, str]:
@@ -110,12 +119,15 @@ async def _follow(
                 return
             await asyncio.sleep(POLL)
             continue
+        over = state not in ("LEASED", "RUNNING")
         chunk = await run_in_threadpool(logs.read_from, run_id, stream, offset, CHUNK)
+        chunk = _lines(chunk, over)
         if chunk:
             offset += len(chunk)
-            yield sse(None, "log", {"text": chunk.decode(errors="replace"), "offset": offset})
+            text = strip_timestamps(chunk.decode(errors="replace"))
+            yield sse(None, "log", {"text": text, "offset": offset})
             continue
-        if state not in ("LEASED", "RUNNING"):
+        if over:
             yield sse(None, "end", {"state": state})
             return
         await asyncio.sleep(POLL)
