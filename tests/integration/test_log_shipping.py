@@ -118,6 +118,22 @@ def test_a_resent_chunk_is_stored_once_and_a_gap_is_not_stored(
     assert both.acked[a.run_id]["stdout"] == len(one + two)
     assert api.http.get(f"/v1/jobs/{a.job_id}/logs").text == "one\ntwo\n"
     assert api.store.log_size(a.run_id, "stdout") == len(one + two)
+    assert api.store.read_log(a.run_id, "stdout", 3, 40) == (one + two)[3:43]  # across chunks
+
+
+def test_a_log_of_many_small_chunks_reads_back_whole_and_from_any_offset(
+    api: Api, leased: tuple[HttpLink, Assignment]
+) -> None:
+    _, a = leased
+    parts = [f"{i:04d}\n".encode() for i in range(1200)]  # more than one query's worth of rows
+    chunks = [LogChunk(a.run_id, a.fencing, "stdout", i * 5, p) for i, p in enumerate(parts)]
+    api.store.store_log_chunks(W, chunks, limit=2**20)
+    whole = b"".join(parts)
+    assert api.store.read_log(a.run_id, "stdout", 0, 2**20) == whole
+    assert api.store.read_log(a.run_id, "stdout", 4001, 7) == whole[4001:4008]
+    assert api.http.get(f"/v1/jobs/{a.job_id}/logs", params={"tail": 10}).text.endswith(
+        "1198\n1199\n"
+    )
 
 
 def test_chunks_under_a_wrong_fencing_token_or_of_another_worker_store_nothing(
