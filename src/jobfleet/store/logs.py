@@ -23,6 +23,7 @@ from jobfleet.store.schema import log_chunks
 from jobfleet.store.workers import WorkerOps
 
 READ_ROWS = 512  # chunks fetched per query while reading
+STREAMS = ("stdout", "stderr")
 
 
 def _cap_note(limit: int) -> bytes:
@@ -60,18 +61,17 @@ class LogOps(StoreBase):
     def _extent(
         conn: sa.Connection, run_ids: list[str]
     ) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
-        """(where each stream's stored log ends, bytes stored per run)."""
-        t = log_chunks.c
-        rows = conn.execute(
-            sa.select(t.run_id, t.stream, sa.func.max(t.start + t.size), sa.func.sum(t.size))
-            .where(t.run_id.in_(run_ids))
-            .group_by(t.run_id, t.stream)
-        ).all()
+        """(where each stream's stored log ends, bytes stored per run). A stream is stored
+        contiguously from 0, so its end is its size: one probe of the key per stream, however
+        many chunks the run has."""
         ends: dict[tuple[str, str], int] = {}
         used: dict[str, int] = {}
-        for run_id, stream, end, total in rows:
-            ends[(run_id, stream)] = int(end)
-            used[run_id] = used.get(run_id, 0) + int(total)
+        for run_id in run_ids:
+            for stream in STREAMS:
+                end = _end(conn, run_id, stream)
+                if end:
+                    ends[(run_id, stream)] = end
+                used[run_id] = used.get(run_id, 0) + end
         return ends, used
 
     def _insert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
@@ -84,14 +84,8 @@ class LogOps(StoreBase):
 
     def log_size(self, run_id: str, stream: str) -> int:
         """Where the stored log of one stream ends (0 when nothing was shipped)."""
-        t = log_chunks.c
         with self.read() as conn:
-            end = conn.execute(
-                sa.select(sa.func.max(t.start + t.size)).where(
-                    t.run_id == run_id, t.stream == stream
-                )
-            ).scalar()
-        return int(end or 0)
+            return _end(conn, run_id, stream)
 
     def read_log(self, run_id: str, stream: str, offset: int, limit: int) -> bytes:
         """Up to `limit` bytes of the stored log from byte `offset` on."""
@@ -118,6 +112,17 @@ class LogOps(StoreBase):
                 if len(rows) < READ_ROWS:
                     break
         return bytes(out)
+
+
+def _end(conn: sa.Connection, run_id: str, stream: str) -> int:
+    t = log_chunks.c
+    last = conn.execute(
+        sa.select(t.start + t.size)
+        .where(t.run_id == run_id, t.stream == stream)
+        .order_by(t.start.desc())
+        .limit(1)
+    ).scalar()
+    return int(last or 0)
 
 
 def _fit(
