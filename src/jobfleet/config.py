@@ -192,6 +192,19 @@ class Settings(_Strict):
     log_format: Literal["text", "json"] = "text"
     shards: list[ShardConfig] = Field(default_factory=list)
     reroute_after: float = 60.0  # a shard that cannot place a job this long gives it back
+    # Logs shipped by remote workers: at most this many bytes kept per run (both streams, with
+    # their timestamps); the rest is dropped with a note. Bytes or a quantity like '256Mi'.
+    stored_log_limit: int = 256 * 2**20
+
+    @field_validator("stored_log_limit", mode="before")
+    @classmethod
+    def _stored_log_limit(cls, v: object) -> int:
+        if not isinstance(v, str | int | float) or isinstance(v, bool):
+            raise ValueError("stored_log_limit is bytes or a quantity like '256Mi'")
+        n = parse_memory(v)
+        if n < 4096:
+            raise ValueError("stored_log_limit must be at least 4096 bytes")
+        return n
 
     @field_validator("lease_timeout", "sse_heartbeat", "reroute_after", mode="before")
     @classmethod

@@ -82,3 +82,29 @@ class Sync:
     assignments: list[Assignment] = field(default_factory=list)
     orders: dict[str, Literal["cancel", "preempt"]] = field(default_factory=dict)
     stop: list[str] = field(default_factory=list)
+
+
+# Log shipping (`jobfleet worker` → server): one request carries at most LOG_REQUEST_LIMIT bytes
+# of log data, in chunks of at most LOG_CHUNK_LIMIT; the worker sends more requests to catch up.
+LOG_CHUNK_LIMIT = 256 * 1024
+LOG_REQUEST_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LogChunk:
+    """Bytes of a run's log file (as the log pump stored them) from byte `offset` on."""
+
+    run_id: str
+    fencing: int
+    stream: Literal["stdout", "stderr"]
+    offset: int
+    data: bytes
+
+
+@dataclass
+class LogAck:
+    """Per run and stream, the offset up to which the server holds the log (the worker goes on
+    from there: a lost answer or a gap just resends); runs whose lease is not valid, and why."""
+
+    acked: dict[str, dict[str, int]] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)

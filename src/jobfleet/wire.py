@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict
 from typing import Any
 
@@ -12,6 +13,8 @@ from jobfleet.protocol import (
     Capacity,
     Checkpoint,
     Finished,
+    LogAck,
+    LogChunk,
     ReportResult,
     Started,
     Sync,
@@ -84,3 +87,31 @@ def report_json(r: ReportResult) -> Json:
 
 def report_from(body: Json) -> ReportResult:
     return ReportResult(list(body.get("accepted", [])), dict(body.get("refused", {})))
+
+
+def log_chunk_json(c: LogChunk) -> Json:
+    """Log bytes travel as base64: a job may write anything, not only UTF-8."""
+    return {
+        "run_id": c.run_id,
+        "fencing": c.fencing,
+        "stream": c.stream,
+        "offset": c.offset,
+        "data": base64.b64encode(c.data).decode(),
+    }
+
+
+def log_chunk_from(body: Json) -> LogChunk:
+    data = body["data"]
+    raw = data if isinstance(data, bytes) else base64.b64decode(data, validate=True)
+    return LogChunk(
+        str(body["run_id"]), int(body["fencing"]), body["stream"], int(body["offset"]), raw
+    )
+
+
+def log_ack_json(a: LogAck) -> Json:
+    return {"acked": a.acked, "refused": a.refused}
+
+
+def log_ack_from(body: Json) -> LogAck:
+    acked = {run: {s: int(n) for s, n in v.items()} for run, v in body.get("acked", {}).items()}
+    return LogAck(acked, dict(body.get("refused", {})))

@@ -115,8 +115,8 @@ def test_the_event_feed_resumes_after_last_event_id(api: Api) -> None:
 def test_the_log_feed_sends_only_what_follows_the_offset(api: Api) -> None:
     job = api.submit(command=["sh", "-c", "echo one; echo two; echo three"])
     api.wait_state(str(job["id"]), "SUCCEEDED")
-    raw = api.http.get(f"/v1/jobs/{job['id']}/logs", params={"timestamps": "true"}).text
-    first = len(raw.splitlines(keepends=True)[0].encode())  # "<timestamp> one\n" in the file
+    stored = api.http.get(f"/v1/jobs/{job['id']}/logs", params={"timestamps": "true"}).text
+    first = len(stored.splitlines(keepends=True)[0].encode())  # offsets count stored bytes
     with signed_in(api) as c:
         seen = sse_until(c, f"/ui/jobs/{job['id']}/logs/stream?offset={first}", "end")
         page = c.get(f"/ui/jobs/{job['id']}")

@@ -9,6 +9,7 @@ from jobfleet.store.cycle import CycleOps
 from jobfleet.store.fleet import FleetOps
 from jobfleet.store.fleet_views import FleetViewOps
 from jobfleet.store.intake import IntakeOps
+from jobfleet.store.logs import LogOps
 from jobfleet.store.outbox import OutboxOps
 from jobfleet.store.principals import IssuedToken, PrincipalOps
 from jobfleet.store.queries import EventFilter, JobFilter, QueryOps
@@ -34,6 +35,7 @@ class Store(
     RetentionOps,
     StatsOps,
     PrincipalOps,
+    LogOps,
 ):
     """All store operations over one database. Thread-safe; share one per process."""
 

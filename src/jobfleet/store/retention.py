@@ -2,11 +2,12 @@
 
 The TTL is the job's own (kept in `jobs.ttl`; `expires_at = finished_at + ttl` is set by the
 terminal transition), else its queue's `ttl_after_finished`, else the deployment's. A job goes
-with its events, runs, callback outbox rows and checkpoints, in one short transaction per batch
-that takes no event lock (it appends no event; the jobs are terminal, so nothing else writes
-them). Until the TTL has passed nothing is deleted. Two kinds of finished jobs are kept a
-little longer: one a WAITING job still depends on (its dependency would turn "unknown"), and
-one whose callback is still being retried (until delivery ends or is given up).
+with its events, runs, callback outbox rows, checkpoints and shipped log chunks, in one
+short transaction per batch that takes no event lock (it appends no event; the jobs are
+terminal, so nothing else writes them). Until the TTL has passed nothing is deleted. Two
+kinds of finished jobs are kept a little longer: one a WAITING job still depends on (its
+dependency would turn "unknown"), and one whose callback is still being retried (until
+delivery ends or is given up).
 
 Deleting events leaves gaps in event ids: a stream resumed after an id keeps working, it just
 never sees the deleted job's events again.
@@ -22,7 +23,15 @@ import sqlalchemy as sa
 
 from jobfleet.lifecycle import JobState
 from jobfleet.store.base import StoreBase
-from jobfleet.store.schema import callback_outbox, checkpoints, events, jobs, queues, runs
+from jobfleet.store.schema import (
+    callback_outbox,
+    checkpoints,
+    events,
+    jobs,
+    log_chunks,
+    queues,
+    runs,
+)
 
 TERMINAL = [s.value for s in JobState if s.terminal]
 
@@ -122,6 +131,7 @@ class RetentionOps(StoreBase):
             ("runs", runs),
             ("callbacks", callback_outbox),
             ("checkpoints", checkpoints),
+            ("log_chunks", log_chunks),  # logs shipped by remote workers
         ]
 
 

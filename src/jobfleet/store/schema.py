@@ -230,3 +230,19 @@ callback_outbox = sa.Table(
     sa.Index("ix_callback_outbox_due", "state", "next_attempt_at"),
     sa.Index("ix_callback_outbox_job", "job_id", "id"),
 )
+
+# Logs shipped by remote workers (migration 0009): each run's stdout/stderr as the worker's log
+# pump stored them (timestamped lines), in chunks at byte offsets. A chunk re-sent after a lost
+# answer has the same key, so it is stored once; `job_id` lets retention delete them with the job.
+log_chunks = sa.Table(
+    "log_chunks",
+    metadata,
+    sa.Column("run_id", sa.String(48), primary_key=True),
+    sa.Column("stream", sa.String(8), primary_key=True),
+    sa.Column("start", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("job_id", sa.String(32), nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_log_chunks_job", "job_id"),
+)

@@ -21,7 +21,7 @@ from jobfleet.server.permissions import Principal
 from jobfleet.web.access import ACTION_VERBS, job_queue, permitted_actions
 from jobfleet.web.auth import UiCaller, UiWriter
 from jobfleet.web.common import render, svc
-from jobfleet.web.live import read_tail
+from jobfleet.web.live import read_tail, run_logs
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 LOG_TAIL = 64 * 1024
@@ -133,8 +133,10 @@ async def _log(
     chosen = chosen or (runs[-1] if runs else None)
     text, end, skipped = "", 0, 0
     if chosen is not None:
-        path = svc(request).files.log(chosen["id"], stream)
-        text, end, skipped = await run_in_threadpool(read_tail, path, LOG_TAIL)
+        logs = run_logs(request)
+        text, end, skipped = await run_in_threadpool(
+            read_tail, logs, chosen["id"], stream, LOG_TAIL
+        )
     live = job["state"] not in ("SUCCEEDED", "FAILED", "CANCELLED", "PREEMPTED")
     return {
         "stream": stream,

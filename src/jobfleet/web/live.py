@@ -2,9 +2,10 @@
 and a run's log followed from where the page's tail ended.
 
 The event feed is the API's own stream (same resume rule, same heartbeats); the log feed reads
-the run's file from a byte offset, so a page opened on a 100 MB log sends only what is new.
-Both show only what the principal may `watch`: events of other queues are filtered out, and
-the log of a job of a hidden queue is 404 like an unknown job.
+the run's log from a byte offset, so a page opened on a 100 MB log sends only what is new.
+Both read through server/runlogs.py, as the API does: the file on this disk, or the chunks a
+remote worker shipped. Both show only what the principal may `watch`: events of other queues
+are filtered out, and the log of a job of a hidden queue is 404 like an unknown job.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -21,6 +21,7 @@ from starlette.responses import StreamingResponse
 
 from jobfleet.server.permissions import visible_queues
 from jobfleet.server.routes.events import SSE_HEADERS, _resume_point, event_stream, sse
+from jobfleet.server.runlogs import RunLogs
 from jobfleet.store import EventFilter
 from jobfleet.web.access import job_queue
 from jobfleet.web.auth import UiCaller
@@ -56,30 +57,25 @@ async def events_feed(
     )
 
 
-def read_tail(path: Path, limit: int) -> tuple[str, int, int]:
-    """(text, end offset, bytes skipped before it): the last `limit` bytes, whole lines, each
-    without the timestamp the worker stored it with (as the API's default log view)."""
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, 2)
-            start = max(0, size - limit)
-            f.seek(start)
-            data = f.read(size - start)
-    except FileNotFoundError:
-        return "", 0, 0
+def run_logs(request: Request) -> RunLogs:
+    return RunLogs(svc(request).files, svc(request).store)
+
+
+def read_tail(logs: RunLogs, run_id: str, stream: Stream, limit: int) -> tuple[str, int, int]:
+    """(text, end offset, bytes skipped before it): the last `limit` bytes, whole lines, as
+    the job wrote them (the stored timestamps left out; offsets count the stored bytes)."""
+    data, start, size = logs.tail(run_id, stream, limit)
     if start:
         cut = data.find(b"\n") + 1
         data, start = data[cut:], start + cut
     return strip_timestamps(data.decode(errors="replace")), size, start
 
 
-def read_from(path: Path, offset: int) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            return f.read(CHUNK)
-    except FileNotFoundError:
-        return b""
+def _lines(chunk: bytes, whole: bool) -> bytes:
+    """The complete lines of `chunk` (all of it if `whole`): a line's timestamp is only
+    stripped once the line is all there."""
+    cut = len(chunk) if whole else chunk.rfind(b"\n") + 1
+    return chunk[:cut] if cut or len(chunk) < CHUNK else chunk  # a full chunk with no newline
 
 
 def run_state(request: Request, job_id: str, run_id: str | None) -> tuple[str | None, str]:
@@ -110,7 +106,7 @@ async def _follow(
 ) -> AsyncIterator[str]:
     """`log` events of text as it is written; `end` once the run is over and all was sent."""
     yield ": following\n\n"
-    files = svc(request).files
+    logs = run_logs(request)
     run_id, state = run, "?"
     checked = 0.0
     while not await request.is_disconnected():
@@ -127,13 +123,15 @@ async def _follow(
                 return
             await asyncio.sleep(POLL)
             continue
-        chunk = await run_in_threadpool(read_from, files.log(run_id, stream), offset)
+        over = state not in ("LEASED", "RUNNING")
+        chunk = await run_in_threadpool(logs.read_from, run_id, stream, offset, CHUNK)
+        chunk = _lines(chunk, over)
         if chunk:
             offset += len(chunk)
             text = strip_timestamps(chunk.decode(errors="replace"))
             yield sse(None, "log", {"text": text, "offset": offset})
             continue
-        if state not in ("LEASED", "RUNNING"):
+        if over:
             yield sse(None, "end", {"state": state})
             return
         await asyncio.sleep(POLL)

@@ -21,6 +21,7 @@ from jobfleet.worker.executor import Executor
 from jobfleet.worker.isolation import Isolation
 from jobfleet.worker.isolation.gpus import GpuPool
 from jobfleet.worker.ledger import Ledger
+from jobfleet.worker.shipper import LogShipper, NoShipping
 
 log = logging.getLogger("jobfleet.worker")
 FLUSH_EVERY = 128  # report after this many starts ...
@@ -85,8 +86,10 @@ class Worker:
         info: dict[str, Any] | None = None,
         max_backoff: float = 0.5,
         poll: float | None = None,
+        shipper: LogShipper | None = None,
     ) -> None:
         self.link = link
+        self.shipper: LogShipper = shipper or NoShipping()  # see worker/shipper.py
         self.name = name
         self.shard = shard
         self.capacity = capacity
@@ -138,6 +141,7 @@ class Worker:
         log.info("worker %s isolation: %s", self.name, self.isolation.info())
         self._register()
         self._thread.start()
+        self.shipper.start(lambda: dict(self._fencing))
 
     def _register(self) -> None:
         self.incarnation = self.link.register_worker(
@@ -155,6 +159,7 @@ class Worker:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=30)
+        self.shipper.stop()
         self.executor.shutdown()
         self.ledger.close()
 
@@ -246,6 +251,12 @@ class Worker:
         started = self._unsent[0] + started
         finished = self._unsent[1] + finished
         self._unsent = ([], [])
+        try:  # the whole log reaches the server before the end does
+            if finished:
+                self.shipper.ship({f.run_id: f.fencing for f in finished}, final=True)
+        except Exception:
+            self._unsent = (started, finished)
+            raise
         checkpoints = self._checkpoints(finished)
         if started or finished or checkpoints:
             try:
@@ -303,6 +314,7 @@ class Worker:
         self._thread.join(timeout=30)
         self.executor.shutdown()  # joins the reaper: every exit is in the queue now
         self._final_report()
+        self.shipper.stop()
         self._call_state("OFFLINE")
         self.ledger.close()
 

@@ -17,7 +17,16 @@ import httpx
 
 from jobfleet import wire
 from jobfleet.client.sync import RequestFailed, ServerUnreachable, error_from_response
-from jobfleet.protocol import Capacity, Checkpoint, Finished, ReportResult, Started, Sync
+from jobfleet.protocol import (
+    Capacity,
+    Checkpoint,
+    Finished,
+    LogAck,
+    LogChunk,
+    ReportResult,
+    Started,
+    Sync,
+)
 
 RETRY_STATUS = frozenset({502, 503, 504})
 
@@ -96,6 +105,11 @@ class HttpLink:
             "checkpoints": [wire.checkpoint_json(c) for c in checkpoints or []],
         }
         return wire.report_from(self._call(f"{_path(worker)}/report", body))
+
+    def ship_logs(self, worker: str, chunks: list[LogChunk]) -> LogAck:
+        """New bytes of runs' logs (worker/shipper.py); the answer says what the server holds."""
+        body = {"chunks": [wire.log_chunk_json(c) for c in chunks]}
+        return wire.log_ack_from(self._call(f"{_path(worker)}/logs", body))
 
     def set_worker_state(self, worker: str, state: str, *, incarnation: str | None = None) -> None:
         self._call(f"{_path(worker)}/state", {"state": state, "incarnation": incarnation})

@@ -1,9 +1,10 @@
 """`jobfleet worker`: an agent on one machine of a fleet, talking only HTTP to the servers.
 
 It registers (retrying until a server answers), syncs every `worker.poll_interval` (heartbeat
-every lease_timeout / 3), runs its leases, and reports. SIGTERM (or SIGINT) drains it: no new
-leases, running jobs get `worker.drain_timeout` to finish, the rest are evicted; then it
-deregisters and exits 0. A second signal evicts at once.
+every lease_timeout / 3), runs its leases, and reports; it ships its runs' logs to the server
+(worker/shipper.py). SIGTERM (or SIGINT) drains it: no new leases, running jobs get
+`worker.drain_timeout` to finish, the rest are evicted; then it deregisters and exits 0. A
+second signal evicts at once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from jobfleet.worker.agent import Worker
 from jobfleet.worker.capacity import describe, detect
 from jobfleet.worker.http import HttpLink
 from jobfleet.worker.setup import execution_parts
+from jobfleet.worker.shipper import HttpShipper
 
 log = logging.getLogger("jobfleet.worker")
 MAX_BACKOFF = 5.0  # longest wait between attempts while the servers cannot be reached
@@ -58,6 +60,7 @@ def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> i
         },
         max_backoff=MAX_BACKOFF,
         poll=w.poll_interval,
+        shipper=HttpShipper(link, files, name),  # its disk is not the server's
         **execution_parts(settings, name, files),
     )
     if not _start(worker, server, signals):

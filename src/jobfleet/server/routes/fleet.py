@@ -3,21 +3,24 @@
 A worker registers, then syncs (heartbeat + reconcile + poll in one call: the reply carries its
 new leases, its cancel/preempt orders and the runs it must stop), and reports starts and ends,
 each carrying the lease's fencing token: a report under an expired or superseded lease is
-refused, so a run can never end twice. Drain and deregistration are state changes.
+refused, so a run can never end twice. Drain and deregistration are state changes. A worker
+on another machine ships its runs' logs, fenced the same way (store/logs.py).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from jobfleet import wire
 from jobfleet.models import LABEL_KEY_RE, MAX_GPU, NAME_RE
-from jobfleet.protocol import CHECKPOINT_LIMIT, Capacity
+from jobfleet.protocol import CHECKPOINT_LIMIT, LOG_CHUNK_LIMIT, LOG_REQUEST_LIMIT, Capacity
 from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Svc
 from jobfleet.server.permissions import WorkerCaller
@@ -84,6 +87,33 @@ class ReportBody(_Body):
     checkpoints: list[CheckpointBody] = Field(default_factory=list, max_length=MAX_RUNS)
 
 
+class LogChunkBody(_Body):
+    run_id: str = Field(max_length=64)
+    fencing: int
+    stream: Literal["stdout", "stderr"]
+    offset: int = Field(ge=0, le=2**62)
+    data: str = Field(max_length=(LOG_CHUNK_LIMIT + 2) // 3 * 4, description="base64")
+
+    @field_validator("data")
+    @classmethod
+    def _base64(cls, v: str) -> str:
+        try:
+            base64.b64decode(v, validate=True)
+        except binascii.Error as exc:
+            raise ValueError("data must be base64") from exc
+        return v
+
+
+class LogsBody(_Body):
+    chunks: list[LogChunkBody] = Field(max_length=256)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> LogsBody:
+        if sum(len(c.data) for c in self.chunks) > LOG_REQUEST_LIMIT * 4 // 3 + 4 * 256:
+            raise ValueError(f"at most {LOG_REQUEST_LIMIT} bytes of log data per request")
+        return self
+
+
 class StateBody(_Body):
     state: Literal["READY", "DRAINING", "OFFLINE"]
     incarnation: str | None = Field(default=None, max_length=64)
@@ -128,6 +158,14 @@ async def report(name: str, body: ReportBody, svc: Svc, _: WorkerCaller) -> dict
     checkpoints = [wire.checkpoint_from(c.model_dump()) for c in body.checkpoints]
     result = await run_in_threadpool(svc.store.report, name, started, finished, checkpoints)
     return wire.report_json(result)
+
+
+@router.post("/workers/{name}/logs", summary="New bytes of runs' logs, fenced")
+async def ship_logs(name: str, body: LogsBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+    chunks = [wire.log_chunk_from(c.model_dump()) for c in body.chunks]
+    limit = svc.settings.stored_log_limit
+    ack = await run_in_threadpool(lambda: svc.store.store_log_chunks(name, chunks, limit=limit))
+    return wire.log_ack_json(ack)
 
 
 @router.post("/workers/{name}/state", summary="Drain (DRAINING), deregister (OFFLINE), READY")

@@ -1,14 +1,14 @@
 """GET /v1/jobs/{id}/logs: a run's stdout or stderr, whole or followed live (SSE).
 
 The worker stores each line with the time it was read in front (worker/logpump.py); plain
-text leaves it out unless `timestamps=true`. Followed lines carry it as `time`.
+text leaves it out unless `timestamps=true`. Followed lines carry it as `time`. The log is
+read from this server's disk, or from the chunks a remote worker shipped (server/runlogs.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,9 +19,12 @@ from jobfleet.errors import NotFound
 from jobfleet.server.deps import Services, Svc
 from jobfleet.server.permissions import Principal, Verb, require
 from jobfleet.server.routes.events import SSE_HEADERS, sse
+from jobfleet.server.runlogs import RunLogs
 from jobfleet.worker.logpump import split_stamp, strip_timestamps
 
 router = APIRouter(prefix="/v1", tags=["logs"])
+Stream = Literal["stdout", "stderr"]
+CHUNK = 1 << 20
 MAX_TEXT = 16 * 2**20
 POLL = 0.2
 
@@ -37,15 +40,10 @@ def _pick_run(job: dict[str, object], run: str | None) -> dict[str, object] | No
     raise NotFound(f"job {job['id']} has no run {run!r}")
 
 
-def _read_tail(path: Path, limit: int, timestamps: bool = False) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - limit))
-            data = f.read()
-    except FileNotFoundError:
-        return ""
+def _read_tail(
+    logs: RunLogs, run_id: str, stream: Stream, limit: int, timestamps: bool = False
+) -> str:
+    data, _, size = logs.tail(run_id, stream, limit)
     text = data.decode(errors="replace")
     if not timestamps:
         text = strip_timestamps(text)
@@ -69,8 +67,10 @@ async def logs(
     if not follow:
         if chosen is None:
             return PlainTextResponse("")
-        path = svc.files.log(str(chosen["id"]), stream)
-        return PlainTextResponse(await run_in_threadpool(_read_tail, path, tail, timestamps))
+        logs = RunLogs(svc.files, svc.store)
+        run_id = str(chosen["id"])
+        text = await run_in_threadpool(_read_tail, logs, run_id, stream, tail, timestamps)
+        return PlainTextResponse(text)
     return StreamingResponse(
         _follow(request, svc, job_id, run, stream),
         media_type="text/event-stream",
@@ -97,10 +97,10 @@ async def _follow(
                 return
             await asyncio.sleep(POLL)
     run_id = str(chosen["id"])
-    path = svc.files.log(run_id, stream)
+    logs = RunLogs(svc.files, svc.store)
     offset, pending = 0, b""
     while not await request.is_disconnected():
-        chunk = await run_in_threadpool(_read_from, path, offset)
+        chunk = await run_in_threadpool(logs.read_from, run_id, stream, offset, CHUNK)
         offset += len(chunk)
         pending += chunk
         *lines, pending = pending.split(b"\n")
@@ -109,7 +109,7 @@ async def _follow(
             continue
         state = await run_in_threadpool(_run_state, svc, job_id, run_id)
         if state not in ("LEASED", "RUNNING"):
-            tail_chunk = await run_in_threadpool(_read_from, path, offset)
+            tail_chunk = await run_in_threadpool(logs.read_from, run_id, stream, offset, CHUNK)
             rest = pending + tail_chunk
             if rest:
                 for ln in rest.split(b"\n"):
@@ -118,15 +118,6 @@ async def _follow(
             yield sse(None, "end", {"state": state})
             return
         await asyncio.sleep(POLL)
-
-
-def _read_from(path: Path, offset: int) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            return f.read(1 << 20)
-    except FileNotFoundError:
-        return b""
 
 
 def _run_state(svc: Services, job_id: str, run_id: str) -> str:
