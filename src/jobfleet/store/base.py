@@ -295,6 +295,29 @@ class StoreBase:
         if targets:
             write_outbox(conn, mark, targets)
 
+    def _write_reasons(self, reasons: dict[str, str], state: JobState) -> None:
+        """Set `scheduling_reason` of jobs still in `state`, only where it changes. Writing a
+        reason is not a transition: no event."""
+        by_reason: dict[str, list[str]] = {}
+        for job_id, reason in reasons.items():
+            by_reason.setdefault(reason, []).append(job_id)
+        if not by_reason:
+            return
+        with self.tx() as conn:
+            for reason, ids in by_reason.items():
+                conn.execute(
+                    jobs.update()
+                    .where(
+                        jobs.c.id.in_(ids),
+                        jobs.c.state == state.value,
+                        sa.or_(
+                            jobs.c.scheduling_reason.is_(None),
+                            jobs.c.scheduling_reason != reason,
+                        ),
+                    )
+                    .values(scheduling_reason=reason)
+                )
+
     def _refs(self, conn: sa.Connection, where: Any, *extra_cols: Any) -> list[JobRef]:
         rows = conn.execute(sa.select(*REF_COLUMNS, *extra_cols).where(where)).all()
         return [JobRef.from_row(r) for r in rows]

@@ -166,25 +166,7 @@ class FleetOps(WorkerOps):
 
     def set_intake_reasons(self, reasons: dict[str, str]) -> None:
         """Say why QUEUED jobs are not routed (not a transition: no event)."""
-        by_reason: dict[str, list[str]] = {}
-        for job_id, reason in reasons.items():
-            by_reason.setdefault(reason, []).append(job_id)
-        if not by_reason:
-            return
-        with self.tx() as conn:
-            for reason, ids in by_reason.items():
-                conn.execute(
-                    jobs.update()
-                    .where(
-                        jobs.c.id.in_(ids),
-                        jobs.c.state == JobState.QUEUED.value,
-                        sa.or_(
-                            jobs.c.scheduling_reason.is_(None),
-                            jobs.c.scheduling_reason != reason,
-                        ),
-                    )
-                    .values(scheduling_reason=reason)
-                )
+        self._write_reasons(reasons, JobState.QUEUED)
 
     def stuck(self, *, older_than: float, limit: int = 500) -> list[Need]:
         """SCHEDULED jobs that have waited in their shard's queue since before `older_than`."""

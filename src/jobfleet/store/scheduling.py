@@ -314,25 +314,7 @@ class SchedulingOps(StoreBase):
 
     def set_reasons(self, reasons: dict[str, str]) -> None:
         """Record why jobs could not be placed (not a transition: no event)."""
-        if not reasons:
-            return
-        with self.tx() as conn:
-            by_reason: dict[str, list[str]] = {}
-            for job_id, reason in reasons.items():
-                by_reason.setdefault(reason, []).append(job_id)
-            for reason, ids in by_reason.items():
-                conn.execute(
-                    jobs.update()
-                    .where(
-                        jobs.c.id.in_(ids),
-                        jobs.c.state == JobState.SCHEDULED.value,
-                        sa.or_(
-                            jobs.c.scheduling_reason.is_(None),
-                            jobs.c.scheduling_reason != reason,
-                        ),
-                    )
-                    .values(scheduling_reason=reason)
-                )
+        self._write_reasons(reasons, JobState.SCHEDULED)
 
     def resolve_dependencies(self, *, limit: int = 2000) -> int:
         """WAITING jobs whose dependencies are met are queued; impossible ones fail."""
