@@ -144,7 +144,9 @@ def _pairs(labels: Mapping[str, str]) -> str:
 
 
 def workers_table(items: Iterable[Mapping[str, Any]], now: datetime) -> Table:
-    table = _table("NAME", "SHARD", "STATE", "RUNNING", "ALLOCATED", "CAPACITY", "LABELS", "SEEN")
+    table = _table(
+        "NAME", "SHARD", "STATE", "RUNNING", "ALLOCATED", "CAPACITY", "ISOLATION", "LABELS", "SEEN"
+    )
     for w in items:
         table.add_row(
             w["name"],
@@ -153,10 +155,22 @@ def workers_table(items: Iterable[Mapping[str, Any]], now: datetime) -> Table:
             str(w["running"]),
             _res(w["allocated"]),
             _res(w["capacity"]),
+            isolation_text(w.get("info") or {}),
             _pairs(w["labels"]),
             output.age(w["last_heartbeat"], now) + " ago",
         )
     return table
+
+
+def isolation_text(info: Mapping[str, Any]) -> str:
+    """The worker's isolation backend and namespaces, as it reported them at start."""
+    iso = info.get("isolation")
+    if not isinstance(iso, Mapping):
+        return "-"
+    spaces = [
+        n for n, key in (("pid", "pid_namespace"), ("net", "network_namespace")) if iso.get(key)
+    ]
+    return str(iso.get("backend", "?")) + (f"+{'+'.join(spaces)}ns" if spaces else "")
 
 
 def shards_table(items: Iterable[Mapping[str, Any]]) -> Table:
