@@ -20,7 +20,6 @@ CHROMIUM = os.environ.get("JOBFLEET_CHROMIUM", "/usr/bin/chromium")
 WORKER_CPU = 2  # the local worker's advertised CPU: a job asking for it all blocks the rest
 GRACE = 3  # seconds between SIGTERM and SIGKILL when a job is cancelled
 
-pytest.importorskip("playwright")
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright  # noqa: E402
 
 

@@ -14,7 +14,6 @@ from jobfleet.scheduling.dependencies import combine, dependency_status
 from jobfleet.scheduling.placement import Demand, Room
 from jobfleet.store.base import CHUNK, REF_COLUMNS, JobRef, StoreBase, insert_many
 from jobfleet.store.schema import counters, jobs, runs, workers
-from jobfleet.units import format_memory
 
 ACTIVE_RUN_STATES = ("LEASED", "RUNNING")
 
@@ -72,34 +71,6 @@ class SchedulingOps(StoreBase):
                 payload={"shard": shard},
             )
         return len(moved)
-
-    def mark_unroutable(self, shard: str, largest: Capacity | None) -> int:
-        """Say why QUEUED jobs too large for every worker of `shard` are not moving."""
-        if largest is None:
-            reason = f"no worker is registered in shard {shard}"
-            too_big: Any = sa.true()
-        else:
-            reason = (
-                f"no worker in shard {shard} is large enough: the largest has "
-                f"{largest.cpu_milli / 1000:g} CPU, {format_memory(largest.memory)} memory, "
-                f"{largest.gpu} GPUs"
-            )
-            too_big = sa.or_(
-                jobs.c.cpu_milli > largest.cpu_milli,
-                jobs.c.memory > largest.memory,
-                jobs.c.gpu > largest.gpu,
-            )
-        where = (
-            jobs.c.state == JobState.QUEUED.value,
-            too_big,
-            sa.or_(jobs.c.scheduling_reason.is_(None), jobs.c.scheduling_reason != reason),
-        )
-        with self.read() as conn:
-            if conn.execute(sa.select(jobs.c.seq).where(*where).limit(1)).first() is None:
-                return 0
-        with self.tx() as conn:
-            done = conn.execute(jobs.update().where(*where).values(scheduling_reason=reason))
-            return int(done.rowcount or 0)
 
     def next_backoff(self) -> float | None:
         """When the earliest job waiting out a retry backoff becomes eligible."""
