@@ -16,6 +16,8 @@ from jobfleet.runfiles import RunFiles
 from jobfleet.scheduling.avoid import usable
 from jobfleet.scheduling.placement import Demand, Room, place
 from jobfleet.worker import checkpoints as cp
+from jobfleet.worker.logpump import MAX_LINE, stamp
+from jobfleet.worker.outcome import termination_message
 
 
 def test_termination_message_limit_is_4_kib() -> None:
@@ -44,6 +46,25 @@ def test_failure_bounded_bounds_both_texts() -> None:
     ).bounded()
     assert len(f.message.encode()) <= 1024
     assert len((f.termination_message or "").encode()) <= 4096
+
+
+@pytest.mark.parametrize("last_chunk", [100, 3000, 20_000, MAX_LINE])
+def test_a_stderr_tail_read_from_a_long_log_is_marked_cut(tmp_path: Path, last_chunk: int) -> None:
+    # A flood without newlines is stored as stamped lines of at most MAX_LINE bytes; whatever
+    # the length of the last one, the message is the log's end and says the rest was cut.
+    err = tmp_path / "stderr"
+    lines = [b"y" * MAX_LINE] * 3 + [b"y" * last_chunk, b"last words"]
+    err.write_bytes(b"".join(stamp() + line + b"\n" for line in lines))
+    message = termination_message(tmp_path / "no-termination-log", err)
+    assert message is not None and len(message.encode()) <= 4096
+    assert message.startswith("[…truncated]\n") and message.endswith("last words")
+    assert "Z " not in message  # no timestamp, whole or cut, is left in
+
+
+def test_a_short_stderr_is_kept_whole_without_a_mark(tmp_path: Path) -> None:
+    err = tmp_path / "stderr"
+    err.write_bytes(stamp() + b"first\n" + stamp() + b"last words\n")
+    assert termination_message(tmp_path / "none", err) == "first\nlast words"
 
 
 # -- avoidance --------------------------------------------------------------------------------

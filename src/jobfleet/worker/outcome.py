@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jobfleet.failures import Condition, FailureInfo, bounded_message
+from jobfleet.failures.conditions import TRUNCATED
 from jobfleet.protocol import Finished
 from jobfleet.worker.logpump import strip_timestamps
 
@@ -84,16 +85,21 @@ def _message(condition: Condition, exit_code: int | None, sig: int | None, mem: 
 
 def termination_message(termination_log: Path, stderr_log: Path) -> str | None:
     """$JOBFLEET_TERMINATION_LOG if the job wrote it, else the tail of stderr (bounded)."""
-    text = _tail(termination_log, 8192)
+    text, cut = _tail(termination_log, 8192)
     if not (text and text.strip()):
-        text = _tail(stderr_log, 16384, whole_lines=True)
+        text, cut = _tail(stderr_log, 16384, whole_lines=True)
         text = strip_timestamps(text) if text else None
-    if text and text.strip():
-        return bounded_message(text.strip())
-    return None
+    if not (text and text.strip()):
+        return None
+    message = bounded_message(text.strip())
+    if cut and message is not None and not message.startswith(TRUNCATED):
+        # Only the file's end was read: say so even when that end is short (its lines were long).
+        message = bounded_message(TRUNCATED + message)
+    return message
 
 
-def _tail(path: Path, limit: int, *, whole_lines: bool = False) -> str | None:
+def _tail(path: Path, limit: int, *, whole_lines: bool = False) -> tuple[str | None, bool]:
+    """The last `limit` bytes of the file, and whether anything before them was left out."""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -101,10 +107,10 @@ def _tail(path: Path, limit: int, *, whole_lines: bool = False) -> str | None:
             f.seek(max(0, size - limit))
             data = f.read()
     except OSError:
-        return None
+        return None, False
     if whole_lines and size > limit:  # drop the first, cut, line (its timestamp is gone)
         data = data.partition(b"\n")[2] or data
-    return data.decode(errors="replace")
+    return data.decode(errors="replace"), size > limit
 
 
 def start_error(
