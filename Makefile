@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/jobfleet up --data-dir .jobfleet
 
-## test: lint, type-check and the whole test suite (SQLite and PostgreSQL; tests/ui in Chromium)
+## test: lint, type-check and the whole test suite (SQLite and PostgreSQL; tests/ui in Chromium),
+## in TEST_WORKERS processes (each has its own PostgreSQL database; TEST_WORKERS=0: one process)
+TEST_WORKERS ?= 3
 test: $(STAMP) lint typecheck chromium
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
