@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -21,3 +22,23 @@ def test_upgrade_twice_is_a_no_op(store: Store) -> None:
     rev = current_revision(store.writer)
     store.migrate()
     assert current_revision(store.writer) == rev is not None
+
+
+def test_the_partial_indexes_are_partial_in_the_database(store: Store) -> None:
+    # compare_metadata does not look at an index's WHERE: check which indexes have one.
+    option = f"{store.backend}_where"
+    declared = {
+        ix.name: str(ix.dialect_options[store.backend]["where"])
+        for table in metadata.tables.values()
+        for ix in table.indexes
+        if ix.dialect_options[store.backend]["where"] is not None
+    }
+    with store.writer.connect() as conn:
+        found = {
+            ix["name"]: ix["dialect_options"][option]
+            for table in metadata.tables
+            for ix in sa.inspect(conn).get_indexes(table)
+            if ix.get("dialect_options", {}).get(option) is not None
+        }
+    assert set(found) == set(declared)
+    assert {"ix_jobs_lane", "ix_jobs_lane_unclassed", "ix_jobs_gang"} <= set(found)

@@ -77,6 +77,38 @@ def test_two_queues_with_weights_1_and_3_share_the_shard_1_to_3(store: Store) ->
         assert all(store.get_job(i)["scheduling_reason"] for i in ids[q][running[q] :][:10])
 
 
+def test_jobs_of_the_default_class_and_of_no_class_are_one_lane_in_priority_order(
+    store: Store,
+) -> None:
+    # Stored apart (no class is NULL), placed as one class: priority first, then submit order.
+    worker(store, cpu=3)
+    one = dict(resources={"cpu": 1})
+    low = store.submit([spec(priority_class="default", priority=0, **one)])
+    ids = store.submit(
+        [
+            spec(priority=1, **one),
+            spec(priority_class="default", priority=5, **one),
+            spec(priority=9, **one),
+        ]
+    )
+    scheduler(store).cycle()
+    assert states(store, ids) == {"LEASED": 3}
+    assert store.get_job(low[0])["state"] == "SCHEDULED"
+    demands, _ = store.lanes("default", ["default"], CLASSES)
+    assert [d.job_id for d in demands] == low
+
+
+def test_the_head_of_each_lane_is_read_in_placement_order(store: Store) -> None:
+    classes = {"default": ClassInfo(0, True), "batch": ClassInfo(0, True)}
+    cases = [("batch", 3), (None, 3), ("default", 7), (None, 0), ("batch", 7), ("default", 0)]
+    ids = store.submit([spec(priority_class=c, priority=p) for c, p in cases])
+    worker(store)
+    store.route_to(dict.fromkeys(ids, "default"))
+    demands, _ = store.lanes("default", ["default"], classes, per_lane=2)
+    # Three stored lanes of one class priority, two jobs read from each, merged in order.
+    assert [d.job_id for d in demands] == [ids[2], ids[4], ids[0], ids[1], ids[3], ids[5]]
+
+
 def test_a_queue_at_max_running_jobs_holds_jobs_back_and_says_so(store: Store) -> None:
     store.upsert_queue("ml", weight=1, config={"max_running_jobs": 2})
     worker(store)

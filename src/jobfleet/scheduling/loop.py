@@ -60,6 +60,7 @@ class Scheduler:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._next_housekeeping = 0.0
+        self._next_reroute = 0.0
         self._reasons: dict[str, str] = {}  # what we last wrote, so only changes are written
         # Preemptor job id -> (worker, its class priority, until): that worker's room is kept
         # for it while its victims stop, so lower-class jobs do not backfill it.
@@ -137,11 +138,18 @@ class Scheduler:
         """Master routing (pure `routing.route`); jobs too large for every worker stay out.
         Housekeeping first gives back jobs a shard could not place for `reroute_after`."""
         moved = 0
-        if housekeeping:
+        if housekeeping and time.monotonic() >= self._next_reroute:
+            # Looking for stuck jobs reads the shards' queues: a few times per reroute_after.
+            self._next_reroute = time.monotonic() + self.reroute_after / 6
             back = reroute(self.store.stuck(older_than=time.time() - self.reroute_after), states)
             moved += self.store.return_to_intake(back, waited=self.reroute_after)
         largest = _largest([r for s in states for r in s.totals])
-        plan = route(self.store.intake(limit=ROUTE_BATCH, largest=largest), states)
+        needs = self.store.intake(limit=ROUTE_BATCH, largest=largest)
+        if needs and len(states) > 1:  # only then does what each queue holds matter
+            queued = self.store.queued_demand()
+            for state in states:
+                state.queued = queued.get(state.name, (0, 0, 0))
+        plan = route(needs, states)
         moved += self.store.route_to(plan.moves)
         for job_id in plan.moves:
             self._reasons.pop(job_id, None)

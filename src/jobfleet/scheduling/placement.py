@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from jobfleet.scheduling.avoid import usable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Demand:
     """One pending job as the scheduler sees it (already in its queue's order)."""
 

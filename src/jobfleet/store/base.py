@@ -32,6 +32,12 @@ CHUNK = 4000
 COPY_FROM = 64  # rows: below this a plain executemany costs less than a COPY
 
 
+def in_state(state: JobState) -> sa.ColumnElement[bool]:
+    """`jobs.state = 'STATE'` with the state written into the SQL, not bound: the partial
+    indexes (schema.py) serve a query only if its WHERE visibly implies their predicate."""
+    return jobs.c.state == sa.literal_column(f"'{JobState(state).value}'")
+
+
 @dataclass(slots=True)
 class JobRef:
     """What a transition needs to know of a job."""

@@ -5,7 +5,7 @@ broken gangs, and job-set reprioritization."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from jobfleet.models import JobSpec
 from jobfleet.scheduling.fairshare import QueueState
 from jobfleet.scheduling.placement import Demand
 from jobfleet.scheduling.preemption import Running
-from jobfleet.store.base import CHUNK, ORDER, StoreBase
+from jobfleet.store.base import CHUNK, ORDER, StoreBase, in_state
 from jobfleet.store.schema import jobs, queues
 from jobfleet.units import parse_memory
 
@@ -106,6 +106,57 @@ def _lane_selects(
     ]
 
 
+_NO_WORKERS: frozenset[str] = frozenset()
+
+
+class _DemandMaker:
+    """Rows of the lanes' heads as `Demand`s, the hot path of a cycle's read."""
+
+    def __init__(self, classes: Classes) -> None:
+        self.classes = classes
+        self.levels: dict[str | None, int] = {}
+
+    def level(self, name: str | None) -> int:
+        got = self.levels.get(name)
+        if got is None:
+            got = self.levels[name] = class_of(self.classes, name).priority
+        return got
+
+    def __call__(self, r: Any) -> Demand:
+        avoid = r.avoid_workers
+        return Demand(
+            r.id,
+            r.cpu_milli,
+            r.memory,
+            r.gpu,
+            frozenset(avoid) if avoid else _NO_WORKERS,
+            r.selector or {},
+            r.queue,
+            self.level(r.priority_class),
+            r.gang_id,
+            r.gang_size or 1,
+        )
+
+    def lanes(self, rows: Iterable[Any]) -> list[Demand]:
+        """Demands in placement order within each lane (queue x class priority), from rows
+        that come lane by lane, each in (neg_priority, seq) order. Two stored lanes that are
+        one lane to the planner (jobs of no class and of the `default` class, or two classes
+        of one priority) are merged in that order."""
+        groups: dict[tuple[str, int], list[tuple[int, int, Demand]]] = {}
+        sources: dict[tuple[str, int], set[str | None]] = {}
+        for r in rows:
+            d = self(r)
+            key = (d.queue, d.class_priority)
+            groups.setdefault(key, []).append((r.neg_priority, r.seq, d))
+            sources.setdefault(key, set()).add(r.priority_class)
+        out: list[Demand] = []
+        for key, group in groups.items():
+            if len(sources[key]) > 1:
+                group.sort(key=lambda t: (t[0], t[1]))
+            out += [t[2] for t in group]
+        return out
+
+
 class CycleOps(StoreBase):
     def queue_states(self) -> dict[str, QueueState]:
         """Every queue's weight and limits, with what its LEASED/RUNNING jobs hold."""
@@ -140,6 +191,8 @@ class CycleOps(StoreBase):
         the configuration is in no lane: it waits until the class is configured again.
         """
         cols = (
+            jobs.c.seq,
+            jobs.c.neg_priority,
             jobs.c.id,
             jobs.c.cpu_milli,
             jobs.c.memory,
@@ -151,18 +204,21 @@ class CycleOps(StoreBase):
             jobs.c.avoid_workers,
             jobs.c.spec["selector"].label("selector"),
         )
-        base = (jobs.c.state == JobState.SCHEDULED.value, jobs.c.shard == shard)
-        demands: list[Demand] = []
+        base = (in_state(JobState.SCHEDULED), jobs.c.shard == shard)
+        make = _DemandMaker(classes)
         with self.read() as conn:
             if conn.dialect.name == "postgresql":
                 rows: Any = conn.execute(
                     _LANES_PG,
                     {"shard": shard, "queues": names, "classes": list(classes), "k": per_lane},
                 )
-                demands = [self._demand(r, classes) for r in rows]
+                demands = make.lanes(rows)
             else:
-                for stmt in _lane_selects(cols, base, names, list(classes), per_lane):
-                    demands += [self._demand(r, classes) for r in conn.execute(stmt)]
+                demands = make.lanes(
+                    r
+                    for stmt in _lane_selects(cols, base, names, list(classes), per_lane)
+                    for r in conn.execute(stmt)
+                )
             gang_ids = list({d.gang for d in demands if d.gang is not None})
             gangs: dict[str, list[Demand]] = {}
             for i in range(0, len(gang_ids), CHUNK):
@@ -172,24 +228,9 @@ class CycleOps(StoreBase):
                     .order_by(jobs.c.seq)
                 )
                 for r in rows:
-                    d = self._demand(r, classes)
+                    d = make(r)
                     gangs.setdefault(str(d.gang), []).append(d)
         return demands, gangs
-
-    @staticmethod
-    def _demand(r: Any, classes: Classes) -> Demand:  # a row of a lane
-        return Demand(
-            r.id,
-            r.cpu_milli,
-            r.memory,
-            r.gpu,
-            queue=r.queue,
-            class_priority=class_of(classes, r.priority_class).priority,
-            gang=r.gang_id,
-            gang_size=r.gang_size or 1,
-            avoid=frozenset(r.avoid_workers or ()),
-            selector=r.selector or {},
-        )
 
     def running(self, shard: str, classes: Classes) -> dict[str, list[Running]]:
         """The shard's LEASED/RUNNING jobs by worker, as preemption sees them."""

@@ -18,7 +18,7 @@ from jobfleet.lifecycle import JobState, Op
 from jobfleet.protocol import Capacity, Sync
 from jobfleet.scheduling.placement import Room
 from jobfleet.scheduling.routing import Need, ShardState
-from jobfleet.store.base import REF_COLUMNS, JobRef
+from jobfleet.store.base import REF_COLUMNS, JobRef, in_state
 from jobfleet.store.schema import jobs, runs, shards, workers
 from jobfleet.store.views import iso
 from jobfleet.store.workers import WorkerOps
@@ -35,7 +35,8 @@ class FleetOps(WorkerOps):
     # -- the master router's snapshot and moves ----------------------------------------------
 
     def shard_states(self, *, fresh_after: float) -> list[ShardState]:
-        """Every known shard with its live READY workers (total and free) and its queue."""
+        """Every known shard with its live READY workers (total and free); `queued` is left
+        empty (see `queued_demand`)."""
         with self.read() as conn:
             labels = {r.name: dict(r.labels) for r in conn.execute(sa.select(shards))}
             live = conn.execute(
@@ -44,19 +45,6 @@ class FleetOps(WorkerOps):
                 )
             ).all()
             used = self._used(conn)
-            queued = {
-                r.shard: (int(r.cpu), int(r.mem), int(r.gpu))
-                for r in conn.execute(
-                    sa.select(
-                        jobs.c.shard,
-                        sa.func.sum(jobs.c.cpu_milli).label("cpu"),
-                        sa.func.sum(jobs.c.memory).label("mem"),
-                        sa.func.sum(jobs.c.gpu).label("gpu"),
-                    )
-                    .where(jobs.c.state == JobState.SCHEDULED.value)
-                    .group_by(jobs.c.shard)
-                )
-            }
         for w in live:
             labels.setdefault(w.shard, {})
         totals: dict[str, list[Room]] = {name: [] for name in labels}
@@ -69,9 +57,26 @@ class FleetOps(WorkerOps):
                 Room(w.name, w.cpu_milli - u[0], w.memory - u[1], w.gpu - u[2], merged)
             )
         return [
-            ShardState(name, lab, totals[name], free[name], queued.get(name, (0, 0, 0)))
-            for name, lab in sorted(labels.items())
+            ShardState(name, lab, totals[name], free[name]) for name, lab in sorted(labels.items())
         ]
+
+    def queued_demand(self) -> dict[str, tuple[int, int, int]]:
+        """What each shard's queue holds in all (cpu_milli, memory, gpu): routing weighs it
+        against the shard's free room. It reads the whole backlog, so only when routing."""
+        with self.read() as conn:
+            return {
+                r.shard: (int(r.cpu), int(r.mem), int(r.gpu))
+                for r in conn.execute(
+                    sa.select(
+                        jobs.c.shard,
+                        sa.func.sum(jobs.c.cpu_milli).label("cpu"),
+                        sa.func.sum(jobs.c.memory).label("mem"),
+                        sa.func.sum(jobs.c.gpu).label("gpu"),
+                    )
+                    .where(in_state(JobState.SCHEDULED))
+                    .group_by(jobs.c.shard)
+                )
+            }
 
     @staticmethod
     def _used(conn: sa.Connection) -> dict[str, tuple[int, int, int, int]]:
@@ -102,7 +107,7 @@ class FleetOps(WorkerOps):
         """
         now = time.time()
         where = [
-            jobs.c.state == JobState.QUEUED.value,
+            in_state(JobState.QUEUED),
             sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
         ]
         if largest is not None:
@@ -179,7 +184,7 @@ class FleetOps(WorkerOps):
                 jobs.c.shard,
                 jobs.c.spec["selector"].label("selector"),
             )
-            .where(jobs.c.state == JobState.SCHEDULED.value, jobs.c.updated_at < older_than)
+            .where(in_state(JobState.SCHEDULED), jobs.c.updated_at < older_than)
             .order_by(jobs.c.seq)
             .limit(limit)
         )

@@ -12,7 +12,7 @@ from jobfleet.lifecycle import EventType, JobState, Op, transition
 from jobfleet.protocol import Capacity
 from jobfleet.scheduling.dependencies import combine, dependency_status
 from jobfleet.scheduling.placement import Demand, Room
-from jobfleet.store.base import CHUNK, REF_COLUMNS, JobRef, StoreBase, insert_many
+from jobfleet.store.base import CHUNK, REF_COLUMNS, JobRef, StoreBase, in_state, insert_many
 from jobfleet.store.schema import counters, jobs, runs, workers
 
 ACTIVE_RUN_STATES = ("LEASED", "RUNNING")
@@ -42,7 +42,7 @@ class SchedulingOps(StoreBase):
         """
         now = time.time()
         where = [
-            jobs.c.state == JobState.QUEUED.value,
+            in_state(JobState.QUEUED),
             sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
         ]
         if largest is not None:
@@ -93,7 +93,7 @@ class SchedulingOps(StoreBase):
                 jobs.c.avoid_workers,
                 jobs.c.spec["selector"].label("selector"),
             )
-            .where(jobs.c.state == JobState.SCHEDULED.value, jobs.c.shard == shard)
+            .where(in_state(JobState.SCHEDULED), jobs.c.shard == shard)
             .order_by(jobs.c.priority.desc(), jobs.c.seq)
             .limit(limit)
         )

@@ -10,6 +10,8 @@ Times are float seconds since the epoch (UTC) on both backends.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -17,6 +19,15 @@ metadata = sa.MetaData()
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+SCHEDULED = "SCHEDULED"  # the state of a job in its shard's queue (jobfleet.lifecycle.JobState)
+
+
+def _where(predicate: str) -> dict[str, Any]:
+    """A partial index's predicate, the same on both backends. A query uses the index only if
+    its WHERE implies the predicate with literal values (see `store.base.in_state`)."""
+    return {"sqlite_where": sa.text(predicate), "postgresql_where": sa.text(predicate)}
+
 
 jobs = sa.Table(
     "jobs",
@@ -62,15 +73,41 @@ jobs = sa.Table(
     sa.Index("ix_jobs_job_set", "queue", "job_set", "seq"),
     sa.Index("ix_jobs_state_seq", "state", "seq"),
     sa.Index("ix_jobs_queue_state_seq", "queue", "state", "seq"),  # dashboard filters, counts
-    sa.Index("ix_jobs_pending", "state", "shard", "priority", "seq"),
+    # Partial indexes (migration 0010) hold only the rows their queries look for, so a lease
+    # (SCHEDULED -> LEASED), which rewrites the row, adds no entry to them.
+    sa.Index(
+        "ix_jobs_pending",
+        "state",
+        "shard",
+        "priority",
+        "seq",
+        postgresql_where=sa.text("state IN ('WAITING', 'QUEUED', 'SCHEDULED')"),
+    ),
     sa.Index("ix_jobs_worker", "worker", "state"),
-    sa.Index("ix_jobs_expires_at", "expires_at"),
-    sa.Index("ix_jobs_finished_at", "finished_at"),
+    sa.Index("ix_jobs_expires_at", "expires_at", **_where("expires_at IS NOT NULL")),
+    sa.Index("ix_jobs_finished_at", "finished_at", **_where("finished_at IS NOT NULL")),
     # A lane (one queue, one priority class) in placement order: its head is an index range.
     # `neg_priority` (= -priority) lets one ascending index, the same on both backends, give
-    # the placement order (priority DESC, seq ASC).
-    sa.Index("ix_jobs_lane", "state", "shard", "queue", "priority_class", "neg_priority", "seq"),
-    sa.Index("ix_jobs_gang", "gang_id", "state"),
+    # the placement order (priority DESC, seq ASC). Jobs of no class have their own index: an
+    # `IS NULL` key does not give an ordered range on PostgreSQL.
+    sa.Index(
+        "ix_jobs_lane",
+        "shard",
+        "queue",
+        "priority_class",
+        "neg_priority",
+        "seq",
+        **_where(f"state = '{SCHEDULED}' AND priority_class IS NOT NULL"),
+    ),
+    sa.Index(
+        "ix_jobs_lane_unclassed",
+        "shard",
+        "queue",
+        "neg_priority",
+        "seq",
+        **_where(f"state = '{SCHEDULED}' AND priority_class IS NULL"),
+    ),
+    sa.Index("ix_jobs_gang", "gang_id", "state", **_where("gang_id IS NOT NULL")),
     sa.Index(
         "ux_jobs_client_id",
         "queue",
