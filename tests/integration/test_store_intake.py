@@ -56,6 +56,28 @@ def test_batch_is_stored_with_submitted_then_queued_per_job_in_order(store: Stor
     assert row_counts(store) == (5, 10)
 
 
+def test_a_large_batch_keeps_every_character_of_its_texts(store: Store) -> None:
+    # 200 jobs: written by COPY on PostgreSQL, whose text format escapes these characters.
+    nasty = 'tab\there, new\nline, cr\r, back\\slash \\N, "quotes", \\t, ünï 💥 \x01 end'
+    specs = [
+        spec(
+            command=["sh", "-c", f"echo {i} {nasty}"],
+            labels={"k": nasty, "n": str(i)},
+            env={"V": nasty},
+            job_set=f"set\t{i % 3}",
+        )
+        for i in range(200)
+    ]
+    ids = store.submit(specs)
+    for i in (0, 117, 199):
+        job = store.get_job(ids[i])
+        assert job["spec"]["command"][2] == f"echo {i} {nasty}"
+        assert job["labels"] == {"k": nasty, "n": str(i)}
+        assert job["spec"]["env"] == {"V": nasty}
+        assert job["job_set"] == f"set\t{i % 3}"
+        assert [e["job_set"] for e in store.job_events(ids[i])] == [f"set\t{i % 3}"] * 2
+
+
 def test_same_queue_and_client_id_returns_the_first_job(store: Store) -> None:
     [first] = store.submit([spec(client_id="k1")])
     [again] = store.submit([spec(client_id="k1", command=["other"])])

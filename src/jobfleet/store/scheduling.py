@@ -223,11 +223,16 @@ class SchedulingOps(StoreBase):
                 "workers": list(worker_of.values()),
             },
         )
+        target = step.target
         refs = []
-        for r in rows:
-            ref = JobRef.from_row(r)
-            ref.state = step.target
-            refs.append(ref)
+        for r in rows:  # by position (the RETURNING list): a large lease's hot path
+            job_id, _, cancel, queue, job_set, attempt, run_id, worker, callback = r[:9]
+            extra = {"cpu_milli": r[9], "memory": r[10], "gpu": r[11]}
+            refs.append(
+                JobRef(
+                    job_id, target, cancel, queue, job_set, attempt, run_id, worker, extra, callback
+                )
+            )
         return refs
 
     def _lease_rows(
