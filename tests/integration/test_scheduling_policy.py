@@ -94,8 +94,8 @@ def test_jobs_of_the_default_class_and_of_no_class_are_one_lane_in_priority_orde
     scheduler(store).cycle()
     assert states(store, ids) == {"LEASED": 3}
     assert store.get_job(low[0])["state"] == "SCHEDULED"
-    demands, _ = store.lanes("default", ["default"], CLASSES)
-    assert [d.job_id for d in demands] == low
+    demands, _, unread = store.lanes("default", ["default"], CLASSES)
+    assert [d.job_id for d in demands] == low and not unread
 
 
 def test_the_head_of_each_lane_is_read_in_placement_order(store: Store) -> None:
@@ -104,9 +104,12 @@ def test_the_head_of_each_lane_is_read_in_placement_order(store: Store) -> None:
     ids = store.submit([spec(priority_class=c, priority=p) for c, p in cases])
     worker(store)
     store.route_to(dict.fromkeys(ids, "default"))
-    demands, _ = store.lanes("default", ["default"], classes, per_lane=2)
+    demands, _, unread = store.lanes("default", ["default"], classes, per_lane=2)
     # Three stored lanes of one class priority, two jobs read from each, merged in order.
     assert [d.job_id for d in demands] == [ids[2], ids[4], ids[0], ids[1], ids[3], ids[5]]
+    assert unread == {(0, "default")}
+    demands, _, unread = store.lanes("default", ["default"], classes, per_lane=3)
+    assert len(demands) == 6 and unread == set()
 
 
 def test_a_queue_at_max_running_jobs_holds_jobs_back_and_says_so(store: Store) -> None:

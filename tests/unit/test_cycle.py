@@ -215,3 +215,31 @@ def test_fitter_places_by_selector_and_avoids_a_worker_only_while_another_could_
     assert Fitter(only, totals=only).take(Demand("v", 1000, GI, avoid=frozenset({"plain"}))) == (
         "plain"
     )
+
+
+# -- lanes read only in part -------------------------------------------------------------------
+
+
+def test_a_class_whose_unread_jobs_may_come_next_ends_the_cycle_before_lower_classes() -> None:
+    urgent = jobs("a", 2, class_priority=100)
+    low = jobs("b", 4)
+    plan = plan_cycle(lanes_of(urgent + low), {}, workers(1), workers(1), "s", unread=[(100, "a")])
+    # Room for eight, but lane (100, a) has more urgent jobs than were read: they come first.
+    assert [j for j, _ in plan.placed] == ["a-0", "a-1"]
+    assert all(plan.reasons[d.job_id].startswith("waiting its turn") for d in low)
+    whole = plan_cycle(lanes_of(urgent + low), {}, workers(1), workers(1), "s")
+    assert len(whole.placed) == 6
+
+
+def test_a_fair_share_turn_of_a_partly_read_queue_ends_the_cycle() -> None:
+    a, b = jobs("a", 2), jobs("b", 6)
+    plan = plan_cycle(lanes_of(a + b), {}, workers(1), workers(1), "s", unread=[(0, "a")])
+    # Equal weights take turns: a, b, a, b, then a's turn with nothing read: stop there.
+    assert sorted(j for j, _ in plan.placed) == ["a-0", "a-1", "b-0", "b-1"]
+
+
+def test_a_partly_read_lane_that_places_nothing_does_not_hold_up_the_others() -> None:
+    big = jobs("a", 3, cpu=64_000, class_priority=100)  # fits no worker now
+    low = jobs("b", 3)
+    plan = plan_cycle(lanes_of(big + low), {}, workers(1), workers(1), "s", unread=[(100, "a")])
+    assert sorted(j for j, _ in plan.placed) == ["b-0", "b-1", "b-2"]

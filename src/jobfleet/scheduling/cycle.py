@@ -68,6 +68,7 @@ def plan_cycle(
     closed: Iterable[str] = (),
     reserved: Mapping[str, int] | None = None,
     max_placements: int = 10_000,
+    unread: Iterable[Lane] = (),
 ) -> CyclePlan:
     """Decide this cycle's placements. `queues` is not changed (copies are used).
 
@@ -76,9 +77,21 @@ def plan_cycle(
     is in progress: the room is kept for the job that asked for it); `reserved` maps a worker
     to the class priority of a preemptor waiting for its room: jobs of lower classes may not
     take that room once the victims have gone (they would only be preempted again).
+    `unread` names lanes whose jobs were not all read (only the head): when such a lane runs
+    out after placing jobs, the cycle ends there, since placing other lanes' jobs would pass
+    over its unread ones (the next cycle reads on).
     """
     return _Cycle(
-        lanes, queues, rooms, totals, shard, gangs or {}, closed, max_placements, reserved or {}
+        lanes,
+        queues,
+        rooms,
+        totals,
+        shard,
+        gangs or {},
+        closed,
+        max_placements,
+        reserved or {},
+        frozenset(unread),
     ).run()
 
 
@@ -94,8 +107,12 @@ class _Cycle:
         closed: Iterable[str],
         max_placements: int,
         reserved: Mapping[str, int],
+        unread: frozenset[Lane] = frozenset(),
     ) -> None:
         self.lanes = lanes
+        self.unread = unread
+        self.cut = False  # a lane with unread jobs ran out: the cycle ends
+        self.took: set[Lane] = set()  # lanes that placed a job this cycle
         self.queues = {name: _copy(q) for name, q in queues.items()}
         for _, name in lanes:
             self.queues.setdefault(name, QueueState(name))
@@ -115,6 +132,8 @@ class _Cycle:
     def run(self) -> CyclePlan:
         for tier in sorted({t for t, _ in self.lanes}, reverse=True):
             self._tier(tier)
+            if self.cut:
+                break
         self._explain()
         self.plan.free = self.fitter.free
         return self.plan
@@ -124,9 +143,20 @@ class _Cycle:
         heapq.heapify(heap)
         while heap and not self._full():
             _, q = heapq.heappop(heap)
-            d = self._next((tier, q))
-            if d is not None and self._try(q, d):
+            lane = (tier, q)
+            d = self._next(lane)
+            if d is None:
+                # Out of read jobs. If the lane has unread ones and is moving, stop: the next
+                # cycle reads on. If nothing of it could be placed, the others go on without it.
+                if lane in self.unread and lane in self.took:
+                    self.cut = True
+                    return
+                continue
+            placed = len(self.plan.placed)
+            if self._try(q, d):
                 heapq.heappush(heap, (self._share(q), q))
+            if len(self.plan.placed) > placed:
+                self.took.add(lane)
 
     def _full(self) -> bool:
         return len(self.plan.placed) >= self.max_placements or self.fitter.empty
@@ -219,8 +249,15 @@ class _Cycle:
         for d in self.no_room:
             self.plan.unplaced.append(d)
             self.plan.reasons[d.job_id] = self._why(d, lowest, rooms, why)
-        out_of_turns = len(self.plan.placed) >= self.max_placements
+        out_of_turns = len(self.plan.placed) >= self.max_placements or self.cut
         window = TURN_WINDOW if out_of_turns else REASON_WINDOW  # the next cycle follows at once
+        turn = (
+            "waiting its turn: the scheduler reads the head of each queue and the next cycle "
+            "follows at once"
+            if self.cut
+            else f"waiting its turn: the scheduler places at most {self.max_placements} "
+            "jobs per cycle and the next cycle follows at once"
+        )
         for lane, jobs in self.lanes.items():
             start = self.cursor[lane]
             for d in jobs[start : start + window]:
@@ -229,10 +266,7 @@ class _Cycle:
                 if d.queue in self.blocked:
                     self.plan.reasons[d.job_id] = self.blocked[d.queue]
                 elif out_of_turns:
-                    self.plan.reasons[d.job_id] = (
-                        f"waiting its turn: the scheduler places at most {self.max_placements} "
-                        "jobs per cycle and the next cycle follows at once"
-                    )
+                    self.plan.reasons[d.job_id] = turn
                 else:
                     self.plan.reasons[d.job_id] = self._why(d, lowest, rooms, why)
                     self.plan.unplaced.append(d)

@@ -165,7 +165,9 @@ class Scheduler:
     def _place(self, shard: str, free: list[Room], totals: list[Room]) -> int:
         """Read the lanes' heads, plan the cycle (pure), lease, preempt, write the reasons."""
         queues = self.store.queue_states()
-        demands, gangs = self.store.lanes(shard, sorted(queues), self.classes, per_lane=PER_LANE)
+        demands, gangs, unread = self.store.lanes(
+            shard, sorted(queues), self.classes, per_lane=PER_LANE
+        )
         if not demands:
             return 0
         plan = plan_cycle(
@@ -178,6 +180,7 @@ class Scheduler:
             closed=self.store.preempting_workers(shard),
             reserved=self._reserved(),
             max_placements=MAX_PLACEMENTS,
+            unread=unread,
         )
         leased = self.store.lease(shard, plan.placed, lease_timeout=self.lease_timeout)
         reasons = plan.reasons

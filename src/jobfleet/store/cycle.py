@@ -5,6 +5,7 @@ broken gangs, and job-set reprioritization."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from jobfleet.errors import InvalidInput
 from jobfleet.lifecycle import JobState, Op
 from jobfleet.models import JobSpec
+from jobfleet.scheduling.cycle import Lane
 from jobfleet.scheduling.fairshare import QueueState
 from jobfleet.scheduling.placement import Demand
 from jobfleet.scheduling.preemption import Running
@@ -137,24 +139,27 @@ class _DemandMaker:
             r.gang_size or 1,
         )
 
-    def lanes(self, rows: Iterable[Any]) -> list[Demand]:
+    def lanes(self, rows: Iterable[Any], per_lane: int) -> tuple[list[Demand], set[Lane]]:
         """Demands in placement order within each lane (queue x class priority), from rows
         that come lane by lane, each in (neg_priority, seq) order. Two stored lanes that are
         one lane to the planner (jobs of no class and of the `default` class, or two classes
-        of one priority) are merged in that order."""
-        groups: dict[tuple[str, int], list[tuple[int, int, Demand]]] = {}
-        sources: dict[tuple[str, int], set[str | None]] = {}
+        of one priority) are merged in that order. Also the lanes of which only the head was
+        read (a stored lane gave `per_lane` rows)."""
+        groups: dict[Lane, list[tuple[int, int, Demand]]] = {}
+        stored: dict[tuple[Lane, str | None], int] = {}
         for r in rows:
             d = self(r)
-            key = (d.queue, d.class_priority)
-            groups.setdefault(key, []).append((r.neg_priority, r.seq, d))
-            sources.setdefault(key, set()).add(r.priority_class)
+            lane = (d.class_priority, d.queue)
+            groups.setdefault(lane, []).append((r.neg_priority, r.seq, d))
+            key = (lane, r.priority_class)
+            stored[key] = stored.get(key, 0) + 1
+        merged = Counter(lane for lane, _ in stored)
         out: list[Demand] = []
-        for key, group in groups.items():
-            if len(sources[key]) > 1:
+        for lane, group in groups.items():
+            if merged[lane] > 1:
                 group.sort(key=lambda t: (t[0], t[1]))
             out += [t[2] for t in group]
-        return out
+        return out, {lane for (lane, _), n in stored.items() if n >= per_lane}
 
 
 class CycleOps(StoreBase):
@@ -183,9 +188,10 @@ class CycleOps(StoreBase):
 
     def lanes(
         self, shard: str, names: list[str], classes: Classes, *, per_lane: int = 200
-    ) -> tuple[list[Demand], dict[str, list[Demand]]]:
+    ) -> tuple[list[Demand], dict[str, list[Demand]], set[Lane]]:
         """The head of every lane (queue x priority class) of the shard's queue, in placement
-        order, and every SCHEDULED member in the shard of each gang met there.
+        order; every SCHEDULED member in the shard of each gang met there; and the lanes with
+        more jobs than were read.
 
         Each lane is one range of `ix_jobs_lane`. A job whose priority class was removed from
         the configuration is in no lane: it waits until the class is configured again.
@@ -212,12 +218,15 @@ class CycleOps(StoreBase):
                     _LANES_PG,
                     {"shard": shard, "queues": names, "classes": list(classes), "k": per_lane},
                 )
-                demands = make.lanes(rows)
+                demands, unread = make.lanes(rows, per_lane)
             else:
-                demands = make.lanes(
-                    r
-                    for stmt in _lane_selects(cols, base, names, list(classes), per_lane)
-                    for r in conn.execute(stmt)
+                demands, unread = make.lanes(
+                    (
+                        r
+                        for stmt in _lane_selects(cols, base, names, list(classes), per_lane)
+                        for r in conn.execute(stmt)
+                    ),
+                    per_lane,
                 )
             gang_ids = list({d.gang for d in demands if d.gang is not None})
             gangs: dict[str, list[Demand]] = {}
@@ -230,7 +239,7 @@ class CycleOps(StoreBase):
                 for r in rows:
                     d = make(r)
                     gangs.setdefault(str(d.gang), []).append(d)
-        return demands, gangs
+        return demands, gangs, unread
 
     def running(self, shard: str, classes: Classes) -> dict[str, list[Running]]:
         """The shard's LEASED/RUNNING jobs by worker, as preemption sees them."""
