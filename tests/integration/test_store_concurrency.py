@@ -16,8 +16,8 @@ import pytest
 from jobfleet.errors import IllegalTransition, StaleState
 from jobfleet.models import JobSpec
 from jobfleet.protocol import Capacity, Started
-from jobfleet.scheduling.placement import place
 from jobfleet.store import EventFilter, Store
+from tests.integration.storekit import pending, plan_shard, route
 
 SHARD = "default"
 WORKER = "w1"
@@ -87,7 +87,7 @@ def test_two_routers_move_each_job_exactly_once(store: Store, other: Store) -> N
     def router(s: Store, shard: str) -> Callable[[], None]:
         def loop() -> None:
             for _ in range(1000):
-                n = s.route(shard, limit=7)
+                n = route(s, shard, limit=7)
                 moved[shard].append(n)
                 if n == 0:
                     return
@@ -98,8 +98,8 @@ def test_two_routers_move_each_job_exactly_once(store: Store, other: Store) -> N
     run_together([router(store, "east"), router(other, "west")])
 
     assert sum(moved["east"]) + sum(moved["west"]) == len(ids)
-    east = {d.job_id for d in store.pending("east")}
-    west = {d.job_id for d in other.pending("west")}
+    east = {d.job_id for d in pending(store, "east")}
+    west = {d.job_id for d in pending(other, "west")}
     assert east.isdisjoint(west)
     assert east | west == set(ids)
     assert len(east) == sum(moved["east"])
@@ -115,7 +115,7 @@ def test_two_routers_move_each_job_exactly_once(store: Store, other: Store) -> N
 
 def test_racing_cancels_cancel_each_job_once(store: Store, other: Store) -> None:
     ids = store.submit([spec() for _ in range(40)])
-    store.route(SHARD, limit=20)  # half SCHEDULED, half QUEUED: both cancel at once
+    route(store, SHARD, limit=20)  # half SCHEDULED, half QUEUED: both cancel at once
     outcome: dict[str, list[str]] = {j: [] for j in ids}
     lock = threading.Lock()
 
@@ -149,9 +149,8 @@ def test_racing_cancels_cancel_each_job_once(store: Store, other: Store) -> None
 def test_racing_cancels_of_running_jobs_request_once(store: Store, other: Store) -> None:
     store.register_worker(WORKER, SHARD, Capacity(cpu_milli=64_000, memory=2**40))
     ids = store.submit([spec() for _ in range(20)])
-    store.route(SHARD)
-    free, total = store.rooms(SHARD, fresh_after=time.time() - 60)
-    plan = place(store.pending(SHARD), free, total, SHARD)
+    route(store, SHARD)
+    plan = plan_shard(store, SHARD)
     assert store.lease(SHARD, plan.placed, lease_timeout=60) == 20
     assigned = store.assignments(WORKER)
     store.report(WORKER, [Started(a.run_id, a.fencing, time.time()) for a in assigned], [])
@@ -187,7 +186,7 @@ def test_route_racing_cancel_leaves_every_job_in_one_legal_history(
     ids = store.submit([spec() for _ in range(60)])
 
     def router() -> None:
-        while store.route(SHARD, limit=5):
+        while route(store, SHARD, limit=5):
             pass
 
     def canceller() -> None:
@@ -203,7 +202,7 @@ def test_route_racing_cancel_leaves_every_job_in_one_legal_history(
             ["submitted", "queued", "cancelled"],
             ["submitted", "queued", "scheduled", "cancelled"],
         )
-    assert store.pending(SHARD) == []
+    assert pending(store, SHARD) == []
 
 
 def test_concurrent_submits_with_one_client_id_make_one_job(store: Store, other: Store) -> None:

@@ -13,9 +13,9 @@ from jobfleet.errors import InvalidInput
 from jobfleet.failures import Condition, FailureInfo
 from jobfleet.models import JobSpec
 from jobfleet.protocol import Capacity, Finished, Started
-from jobfleet.scheduling.placement import place
 from jobfleet.store import JobFilter, Store
 from jobfleet.store.schema import events, jobs
+from tests.integration.storekit import plan_shard, route
 
 
 def spec(**kw: Any) -> JobSpec:
@@ -205,9 +205,8 @@ def test_batch_dependencies_on_one_job_with_different_after_are_judged_separatel
 def _finish_one(store: Store, job_id: str, *, outcome: str) -> None:
     """Drive one QUEUED job through a worker to a terminal state."""
     store.register_worker("w-intake", "default", Capacity(cpu_milli=64_000, memory=2**40))
-    store.route("default")
-    free, total = store.rooms("default", fresh_after=time.time() - 60)
-    plan = place(store.pending("default"), free, total, "default")
+    route(store, "default")
+    plan = plan_shard(store, "default")
     store.lease("default", plan.placed, lease_timeout=60)
     [a] = [a for a in store.assignments("w-intake") if a.job_id == job_id]
     failure = None if outcome == "succeeded" else FailureInfo(condition=Condition.EXIT_NONZERO)

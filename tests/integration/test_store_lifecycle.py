@@ -10,13 +10,16 @@ import pytest
 from jobfleet.errors import IllegalTransition
 from jobfleet.failures import Condition, FailureInfo
 from jobfleet.protocol import Assignment, Finished, Started
-from jobfleet.scheduling.placement import place
+from jobfleet.scheduling.cycle import lanes_of, plan_cycle
 from jobfleet.store import Store
 from tests.integration.storekit import (
     SHARD,
     WORKER,
     lease_one,
+    pending,
     register,
+    rooms,
+    route,
     schedule_cycle,
     spec,
     start,
@@ -42,16 +45,16 @@ def test_happy_path_yields_exactly_the_six_events_in_order(store: Store) -> None
     register(store)
     [job_id] = store.submit([spec()])
 
-    assert store.route(SHARD) == 1
+    assert route(store, SHARD) == 1
     assert store.get_job(job_id)["state"] == "SCHEDULED"
-    demands = store.pending(SHARD)
+    demands = pending(store, SHARD)
     assert [d.job_id for d in demands] == [job_id]
-    free, total = store.rooms(SHARD, fresh_after=time.time() - 60)
+    free, total = rooms(store, SHARD, fresh_after=time.time() - 60)
     assert [r.worker for r in free] == [WORKER]
-    plan = place(demands, free, total, SHARD)
+    plan = plan_cycle(lanes_of(demands), {}, free, total, SHARD)
     assert plan.placed == [(job_id, WORKER)] and plan.reasons == {}
     assert store.lease(SHARD, plan.placed, lease_timeout=60) == 1
-    assert store.pending(SHARD) == []
+    assert pending(store, SHARD) == []
 
     [a] = store.assignments(WORKER)
     assert (a.job_id, a.attempt) == (job_id, 1)
@@ -182,7 +185,7 @@ def test_cancel_before_a_run_is_immediate(store: Store) -> None:
     [parent] = store.submit([spec()])
     [waiting] = store.submit([spec(depends_on=[parent])])
     [scheduled] = store.submit([spec()])
-    store.route(SHARD)
+    route(store, SHARD)
     [queued] = store.submit([spec()])
     jobs = {"WAITING": waiting, "SCHEDULED": scheduled, "QUEUED": queued}
     for state, job_id in jobs.items():
@@ -199,7 +202,7 @@ def test_cancel_before_a_run_is_immediate(store: Store) -> None:
         assert (evs[-1]["reason"], evs[-1]["requested_by"]) == ("not needed", "alice")
         assert [e["type"] for e in evs].count("cancelled") == 1
         assert "cancel_requested" not in [e["type"] for e in evs]
-    assert [d.job_id for d in store.pending(SHARD)] == [parent]  # only the live one is left
+    assert [d.job_id for d in pending(store, SHARD)] == [parent]  # only the live one is left
 
 
 def test_cancel_of_a_running_job_is_requested_then_confirmed_by_the_worker(store: Store) -> None:
@@ -264,8 +267,8 @@ def test_cancelling_a_terminal_job_is_refused_with_state_and_actions(store: Stor
 
 def test_reprioritize_emits_an_event_and_reorders_the_queue(store: Store) -> None:
     first, second = store.submit([spec(priority=1), spec(priority=1)])
-    store.route(SHARD)
-    assert [d.job_id for d in store.pending(SHARD)] == [first, second]
+    route(store, SHARD)
+    assert [d.job_id for d in pending(store, SHARD)] == [first, second]
 
     store.reprioritize(second, 10, actor="bob")
 
@@ -279,7 +282,7 @@ def test_reprioritize_emits_an_event_and_reorders_the_queue(store: Store) -> Non
         "bob",
     )
     assert ev["state"] == "SCHEDULED"
-    assert [d.job_id for d in store.pending(SHARD)] == [second, first]
+    assert [d.job_id for d in pending(store, SHARD)] == [second, first]
 
 
 def test_cancel_job_set_counts_immediate_and_requested(store: Store) -> None:
@@ -293,7 +296,7 @@ def test_cancel_job_set_counts_immediate_and_requested(store: Store) -> None:
     start(store, b)
     store.report(WORKER, [], [Finished(b.run_id, b.fencing, "succeeded", time.time(), 0)])
     scheduled = store.submit([spec(job_set="s")])[0]
-    store.route(SHARD)
+    route(store, SHARD)
     queued = store.submit([spec(job_set="s"), spec(job_set="s")])
     other_set = store.submit([spec(job_set="t")])[0]
     store.upsert_queue("ml", config={})
@@ -325,7 +328,7 @@ def test_cancel_job_set_counts_immediate_and_requested(store: Store) -> None:
 
 def test_cancel_job_set_with_a_state_filter(store: Store) -> None:
     q1, q2 = store.submit([spec(job_set="s"), spec(job_set="s")])
-    store.route(SHARD)
+    route(store, SHARD)
     q3 = store.submit([spec(job_set="s")])[0]
 
     assert store.cancel_job_set("default", "s", states=["QUEUED"]) == {

@@ -19,6 +19,7 @@ from tests.integration.storekit import (
     SHARD,
     WORKER,
     lease_one,
+    rooms,
     schedule_cycle,
     spec,
     start,
@@ -358,7 +359,7 @@ def test_rooms_subtract_active_runs_and_skip_stale_workers(store: Store, worker:
     store.submit([spec(resources={"cpu": 2, "memory": "1Gi"}) for _ in range(3)])
     schedule_cycle(store)
 
-    free, total = store.rooms(SHARD, fresh_after=time.time() - 60)
+    free, total = rooms(store, SHARD, fresh_after=time.time() - 60)
 
     assert [(r.worker, r.cpu_milli, r.memory) for r in total] == [
         (worker, CAPACITY.cpu_milli, CAPACITY.memory)
@@ -366,4 +367,4 @@ def test_rooms_subtract_active_runs_and_skip_stale_workers(store: Store, worker:
     assert [(r.worker, r.cpu_milli, r.memory) for r in free] == [
         (worker, CAPACITY.cpu_milli - 6000, CAPACITY.memory - 3 * 2**30)
     ]
-    assert store.rooms(SHARD, fresh_after=time.time() + 60) == ([], [])
+    assert rooms(store, SHARD, fresh_after=time.time() + 60) == ([], [])

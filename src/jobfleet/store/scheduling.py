@@ -9,13 +9,9 @@ import sqlalchemy as sa
 
 from jobfleet.failures import Condition, FailureInfo
 from jobfleet.lifecycle import EventType, JobState, Op, transition
-from jobfleet.protocol import Capacity
 from jobfleet.scheduling.dependencies import combine, dependency_status
-from jobfleet.scheduling.placement import Demand, Room
-from jobfleet.store.base import CHUNK, REF_COLUMNS, JobRef, StoreBase, in_state, insert_many
-from jobfleet.store.schema import counters, jobs, runs, workers
-
-ACTIVE_RUN_STATES = ("LEASED", "RUNNING")
+from jobfleet.store.base import CHUNK, REF_COLUMNS, JobRef, StoreBase, insert_many
+from jobfleet.store.schema import counters, jobs, runs
 
 # One statement for a whole lease batch on PostgreSQL: two arrays, not one parameter per row.
 _LEASE_PG = sa.text(
@@ -33,45 +29,6 @@ _LEASE_PG = sa.text(
 
 
 class SchedulingOps(StoreBase):
-    def route(self, shard: str, largest: Capacity | None = None, *, limit: int = 2000) -> int:
-        """Move eligible QUEUED jobs from the intake to `shard`'s queue; returns how many.
-
-        Only jobs that the shard's largest worker could hold are routed (`largest`: the most
-        CPU, memory and GPUs any one live worker has); the others stay QUEUED with a reason.
-        Without `largest`, size is not checked.
-        """
-        now = time.time()
-        where = [
-            in_state(JobState.QUEUED),
-            sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
-        ]
-        if largest is not None:
-            where += [
-                jobs.c.cpu_milli <= largest.cpu_milli,
-                jobs.c.memory <= largest.memory,
-                jobs.c.gpu <= largest.gpu,
-            ]
-        stmt = (
-            sa.select(*REF_COLUMNS)
-            .where(*where)
-            .order_by(jobs.c.priority.desc(), jobs.c.seq)
-            .limit(limit)
-        )
-        with self.read() as conn:  # most cycles have nothing to route: skip the write lock
-            if conn.execute(stmt.with_only_columns(jobs.c.seq).limit(1)).first() is None:
-                return 0
-        with self.tx() as conn:
-            refs = [JobRef.from_row(r) for r in conn.execute(stmt)]
-            moved = self._move(
-                conn,
-                refs,
-                Op.SCHEDULE,
-                now=now,
-                values={"shard": shard, "not_before": None, "scheduling_reason": None},
-                payload={"shard": shard},
-            )
-        return len(moved)
-
     def next_backoff(self) -> float | None:
         """When the earliest job waiting out a retry backoff becomes eligible."""
         with self.read() as conn:
@@ -81,65 +38,6 @@ class SchedulingOps(StoreBase):
                 )
             ).scalar()
         return None if t is None else float(t)
-
-    def pending(self, shard: str, *, limit: int = 2000) -> list[Demand]:
-        """The shard's queue in placement order: higher priority first, then submit order."""
-        stmt = (
-            sa.select(
-                jobs.c.id,
-                jobs.c.cpu_milli,
-                jobs.c.memory,
-                jobs.c.gpu,
-                jobs.c.avoid_workers,
-                jobs.c.spec["selector"].label("selector"),
-            )
-            .where(in_state(JobState.SCHEDULED), jobs.c.shard == shard)
-            .order_by(jobs.c.priority.desc(), jobs.c.seq)
-            .limit(limit)
-        )
-        with self.read() as conn:
-            return [
-                Demand(
-                    r.id,
-                    r.cpu_milli,
-                    r.memory,
-                    r.gpu,
-                    avoid=frozenset(r.avoid_workers or ()),
-                    selector=r.selector or {},
-                )
-                for r in conn.execute(stmt)
-            ]
-
-    def rooms(self, shard: str, *, fresh_after: float) -> tuple[list[Room], list[Room]]:
-        """(free, total) capacity of the shard's ready workers heard from since `fresh_after`."""
-        with self.read() as conn:
-            ws = conn.execute(
-                sa.select(workers).where(
-                    workers.c.shard == shard,
-                    workers.c.state == "READY",
-                    workers.c.last_heartbeat >= fresh_after,
-                )
-            ).all()
-            used = {
-                r.worker: r
-                for r in conn.execute(
-                    sa.select(
-                        runs.c.worker,
-                        sa.func.sum(runs.c.cpu_milli).label("cpu"),
-                        sa.func.sum(runs.c.memory).label("mem"),
-                        sa.func.sum(runs.c.gpu).label("gpu"),
-                    )
-                    .where(runs.c.state.in_(ACTIVE_RUN_STATES), runs.c.shard == shard)
-                    .group_by(runs.c.worker)
-                )
-            }
-        totals = [Room(w.name, w.cpu_milli, w.memory, w.gpu, dict(w.labels)) for w in ws]
-        free = []
-        for t in totals:
-            u = used.get(t.worker)
-            cpu, mem, gpu = (int(u.cpu), int(u.mem), int(u.gpu)) if u else (0, 0, 0)
-            free.append(Room(t.worker, t.cpu_milli - cpu, t.memory - mem, t.gpu - gpu, t.labels))
-        return free, totals
 
     def lease(self, shard: str, placed: list[tuple[str, str]], *, lease_timeout: float) -> int:
         """Create a run and its lease for each (job, worker); SCHEDULED → LEASED.
