@@ -17,6 +17,7 @@ from jobfleet.runfiles import RunFiles
 from jobfleet.worker.executor import Executor
 from jobfleet.worker.isolation import Isolation, worker_dir
 from jobfleet.worker.logpump import strip_timestamps
+from tests.conftest import IN_CI
 
 _ids = itertools.count(1)
 
@@ -34,7 +35,7 @@ def full_isolation(tmp_path: Path, **kw: Any) -> Isolation:
         if not ok
     ]
     if missing:
-        if os.environ.get("CI") == "true":
+        if IN_CI:
             pytest.fail(f"this machine lacks {', '.join(missing)}")
         pytest.skip(f"this machine lacks {', '.join(missing)}")
     return iso

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import textwrap
@@ -14,6 +13,7 @@ import pytest
 from jobfleet.worker.isolation import Isolation, worker_dir
 from jobfleet.worker.isolation.gpus import GpuPool, detect_gpus
 from jobfleet.worker.isolation.namespaces import Namespaces
+from tests.conftest import IN_CI
 from tests.helpers import wait_for
 from tests.integration.isolationkit import Runner, alive, full_isolation
 
@@ -294,7 +294,7 @@ def test_a_daemonised_grandchild_does_not_outlive_its_run(
     if iso is None:
         iso = Isolation.detect(worker=worker_dir("t", str(tmp_path)), namespaces=False)
         if not iso.backend.name.startswith("cgroup"):
-            if os.environ.get("CI") == "true":
+            if IN_CI:
                 pytest.fail("no cgroup backend on this machine")
             pytest.skip("no cgroup backend on this machine")
     runner = Runner(tmp_path, isolation=iso, grace=1.0)

@@ -28,17 +28,17 @@ def test_the_partial_indexes_are_partial_in_the_database(store: Store) -> None:
     # compare_metadata does not look at an index's WHERE: check which indexes have one.
     option = f"{store.backend}_where"
     declared = {
-        ix.name: str(ix.dialect_options[store.backend]["where"])
+        ix.name
         for table in metadata.tables.values()
         for ix in table.indexes
         if ix.dialect_options[store.backend]["where"] is not None
     }
     with store.writer.connect() as conn:
         found = {
-            ix["name"]: ix["dialect_options"][option]
+            ix["name"]
             for table in metadata.tables
             for ix in sa.inspect(conn).get_indexes(table)
             if ix.get("dialect_options", {}).get(option) is not None
         }
-    assert set(found) == set(declared)
+    assert found == declared
     assert {"ix_jobs_lane", "ix_jobs_lane_unclassed", "ix_jobs_gang"} <= set(found)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import IN_CI
 from tests.e2e.conftest import Fleet, finish, new_fleet
 
 CHROMIUM = os.environ.get("JOBFLEET_CHROMIUM", "/usr/bin/chromium")
@@ -26,7 +27,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright  
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
+        if IN_CI:
             pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (make chromium)")
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make chromium)")
     with sync_playwright() as pw:

@@ -55,15 +55,18 @@ class FailureInfo(BaseModel):
         return self.model_copy(update={"message": message, "termination_message": term})
 
 
-def bounded_message(text: str | None, limit: int = TERMINATION_MESSAGE_LIMIT) -> str | None:
+def bounded_message(
+    text: str | None, limit: int = TERMINATION_MESSAGE_LIMIT, *, cut: bool = False
+) -> str | None:
     """The end of `text` in at most `limit` bytes of UTF-8, the cut marked at its start.
 
-    The end, because the last lines of a log say why it failed.
+    The end, because the last lines of a log say why it failed. `cut`: `text` is already only
+    the end of something longer (a log's tail), so it is marked even if it fits.
     """
     if not text:
         return None
     raw = text.encode()
-    if len(raw) <= limit:
+    if len(raw) <= limit and not cut:
         return text
     keep = limit - len(TRUNCATED.encode())
     return TRUNCATED + raw[-keep:].decode(errors="ignore")

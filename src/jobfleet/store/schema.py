@@ -15,12 +15,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from jobfleet.lifecycle import JobState
+
 metadata = sa.MetaData()
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-SCHEDULED = "SCHEDULED"  # the state of a job in its shard's queue (jobfleet.lifecycle.JobState)
+SCHEDULED = JobState.SCHEDULED.value  # a job in its shard's queue
 
 
 def _where(predicate: str) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jobfleet.failures import Condition, FailureInfo, bounded_message
-from jobfleet.failures.conditions import TRUNCATED
 from jobfleet.protocol import Finished
 from jobfleet.worker.logpump import strip_timestamps
 
@@ -91,11 +90,7 @@ def termination_message(termination_log: Path, stderr_log: Path) -> str | None:
         text = strip_timestamps(text) if text else None
     if not (text and text.strip()):
         return None
-    message = bounded_message(text.strip())
-    if cut and message is not None and not message.startswith(TRUNCATED):
-        # Only the file's end was read: say so even when that end is short (its lines were long).
-        message = bounded_message(TRUNCATED + message)
-    return message
+    return bounded_message(text.strip(), cut=cut)  # a tail is marked, however short
 
 
 def _tail(path: Path, limit: int, *, whole_lines: bool = False) -> tuple[str | None, bool]:
