@@ -148,3 +148,34 @@ def test_the_job_page_reads_only_the_newest_runs(store: Store) -> None:
     assert store.run_progress(job_id, run_ids[0]) == (run_ids[0], "LOST")
     [fresh] = store.submit([spec()])
     assert store.run_progress(fresh, None) == (None, "QUEUED")
+
+
+def test_overview_series_count_ends_failures_and_waiting_jobs_per_minute(store: Store) -> None:
+    """The overview charts' data from the event log: one job succeeded, one failed (exit 3 is
+    the category cuda-oom), one cancelled while queued, two still waiting; the waiting line
+    ends at the exact count now and rises through the minute the jobs were submitted."""
+    rule = {"name": "cuda-oom", "rules": [{"exit_codes": {"operator": "In", "values": [3]}}]}
+    store.classifier = Classifier([ErrorCategory.model_validate(rule)])
+    register(store)
+    ok, bad, gone = store.submit([spec(), spec(), spec()])
+    store.submit([spec(resources={"cpu": 500}), spec(resources={"cpu": 500})])  # wait: no room
+    for job_id, code in ((ok, 0), (bad, 3)):
+        a = lease_one(store, job_id)
+        start(store, a)
+        failure = (
+            None if code == 0 else FailureInfo(condition=Condition.EXIT_NONZERO, exit_code=code)
+        )
+        outcome = "succeeded" if code == 0 else "failed"
+        store.report(
+            WORKER, [], [Finished(a.run_id, a.fencing, outcome, time.time(), code, failure=failure)]
+        )
+    store.cancel(gone)
+
+    series = store.overview_series(window=600, bucket=60)
+    assert len(series["t"]) == 10 and series["t"] == sorted(series["t"])
+    assert sum(series["succeeded"]) == 1 and sum(series["failed"]) == 1
+    assert series["succeeded"][-1] == 1  # all of it happened in the last minute
+    assert {k: sum(v) for k, v in series["failures"].items()} == {"cuda-oom": 1}
+    assert series["waiting"][-1] == 2  # exact: the two jobs no worker can hold
+    assert series["waiting"][:-1] == [0] * 9  # nothing waited before they were submitted
+    assert store.overview_series(visible=[])["waiting"][-1] == 0  # a principal of no queue

@@ -124,14 +124,18 @@ def test_cancelling_a_running_job_shows_the_spinner_then_cancelled(
 
 
 def test_a_failed_job_shows_its_condition_exit_code_and_log(page: Page, fleet: Fleet) -> None:
-    job_id = submit(fleet, ["sh", "-c", "echo kaboom-on-stderr >&2; exit 3"])
+    command = "echo some-stdout; echo CUDA out of memory >&2; exit 3"
+    job_id = submit(fleet, ["sh", "-c", command])
     fleet.wait_state(job_id, "FAILED")
     page.goto(f"{fleet.url}/ui/jobs/{job_id}")
     failure = page.locator("#job-failure")
+    # The message first (here the stderr tail), then the condition: the story before the code.
+    expect(failure.locator(".message")).to_contain_text("CUDA out of memory")
     expect(failure).to_contain_text("EXIT_NONZERO")
     expect(failure).to_contain_text("exit code 3")
     expect(page.locator("#runs-table")).to_contain_text("EXIT_NONZERO")
-    expect(page.locator("#log")).to_contain_text("kaboom-on-stderr")
+    expect(page.locator("#log")).to_contain_text("CUDA out of memory")  # opens on stderr
+    expect(page.get_by_role("button", name="stderr")).to_have_attribute("aria-pressed", "true")
     page.goto(f"{fleet.url}/ui/")
     expect(page.locator("#f-h + ul")).to_contain_text("EXIT_NONZERO")
 
@@ -153,11 +157,12 @@ def test_the_table_filters_by_job_set_state_label_and_text(page: Page, fleet: Fl
     rows = page.locator("#jobs-rows tr[data-job-id]")
 
     page.goto(f"{fleet.url}/ui/jobs")
-    page.get_by_label("Job set").fill(job_set)
+    filters = page.get_by_role("search", name="Filter jobs")  # not the Columns menu
+    filters.get_by_label("Job set").fill(job_set)
     page.get_by_role("button", name="Filter").click()
     expect(page).to_have_url(re.compile(f"job_set={job_set}"))
     expect(rows).to_have_count(3)
-    page.get_by_label("State").select_option("FAILED")
+    filters.get_by_label("State").select_option("FAILED")
     page.get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-job-id", bad)
@@ -248,5 +253,94 @@ def test_a_button_without_its_verb_is_disabled_and_says_which(
         page.evaluate(f"htmx.ajax('POST', '/ui/jobs/{job}/actions/retry', {{target: '#panel'}})")
         expect(page.locator("#ui-error")).to_contain_text(f"may not submit in queue '{queue}'")
         assert fleet.job(job)["state"] == "SUCCEEDED"
+    finally:
+        context.close()
+
+
+def test_the_jobs_table_shows_commands_labels_and_ticking_durations(
+    page: Page, fleet: Fleet, tmp_path: Path
+) -> None:
+    job_set = unique("cols")
+    gate = tmp_path / "gate"
+    job_id = submit(fleet, gate_command(gate, "x"), job_set=job_set, labels={"sweep": "lr"})
+    fleet.wait_state(job_id, "RUNNING")
+    page.goto(f"{fleet.url}/ui/jobs?job_set={job_set}")
+    row = page.locator(f'tr[data-job-id="{job_id}"]')
+    expect(row.locator('[data-col="job"]')).to_contain_text("sh -c echo x")
+    expect(row.locator('[data-col="labels"]')).to_have_text("sweep=lr")
+    expect(row.locator('[data-col="submitted"]')).to_contain_text(re.compile(r"ago|just now"))
+    ticking = row.locator('[data-col="duration"] [data-since]')
+    first = ticking.inner_text()
+    expect(ticking).not_to_have_text(first, timeout=5_000)  # it ticks without a reload
+    gate.touch()
+    fleet.wait_state(job_id, "SUCCEEDED")
+
+
+def test_a_phone_starts_with_the_columns_that_fit_and_keeps_a_choice(
+    browser: Browser, fleet: Fleet
+) -> None:
+    job_id = submit(fleet, ["true"], job_set=unique("phone"))
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    try:
+        page = sign_in(context, fleet, "/ui/jobs")
+        row = page.locator(f'tr[data-job-id="{job_id}"]')
+        expect(row.locator('[data-col="state"]')).to_be_visible()
+        expect(row.locator('[data-col="queue"]')).to_be_hidden()
+        page.locator("#columns summary").click()
+        page.locator('#columns input[value="queue"]').check()
+        expect(row.locator('[data-col="queue"]')).to_be_visible()
+        page.reload()
+        expect(page.locator(f'tr[data-job-id="{job_id}"] [data-col="queue"]')).to_be_visible()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page is {width}px wide on a 390px phone"
+    finally:
+        context.close()
+
+
+def test_the_overview_draws_throughput_failures_and_waiting_charts(
+    page: Page, fleet: Fleet
+) -> None:
+    job_id = submit(fleet, ["sh", "-c", "exit 4"], job_set=unique("chart"))
+    fleet.wait_state(job_id, "FAILED")
+    page.goto(f"{fleet.url}/ui/")
+    expect(page.locator("#charts")).to_have_attribute("data-loaded", "1")
+    for chart in ("throughput", "failures", "waiting"):
+        expect(page.locator(f"#chart-{chart} canvas")).to_have_count(1)
+    expect(page.locator("#chart-failures")).to_contain_text("condition EXIT_NONZERO")
+    expect(page.locator("#failed-runs")).not_to_have_text("0")
+
+
+CONTRAST = """() => {
+  const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = (c) => {
+    const [r, g, b] = rgb(c).map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const bg = getComputedStyle(document.body).backgroundColor;
+  const worst = [];
+  for (const el of document.querySelectorAll("a, .muted, .badge, td, th, h1, h2, label")) {
+    const st = getComputedStyle(el);
+    if (st.display === "none" || !el.textContent.trim()) continue;
+    const a = lum(st.color), b = lum(bg);
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) worst.push([el.tagName, el.className, st.color, ratio.toFixed(2)]);
+  }
+  return worst;
+}"""
+
+
+def test_dark_mode_text_stays_readable(browser: Browser, fleet: Fleet) -> None:
+    """Every text colour on the overview and the jobs table meets WCAG AA (4.5:1) against the
+    dark background."""
+    submit(fleet, ["true"], job_set=unique("dark"))
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="dark")
+    try:
+        page = sign_in(context, fleet, "/ui/")
+        for target in ("/ui/", "/ui/jobs", "/ui/workers"):
+            page.goto(f"{fleet.url}{target}")
+            assert page.evaluate(CONTRAST) == [], target
     finally:
         context.close()

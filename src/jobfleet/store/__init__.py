@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jobfleet.access import Principal
 from jobfleet.store.admin import AdminOps
+from jobfleet.store.charts import ChartOps
 from jobfleet.store.control import ControlOps
 from jobfleet.store.cycle import CycleOps
 from jobfleet.store.fleet import FleetOps
@@ -36,6 +37,7 @@ class Store(
     StatsOps,
     PrincipalOps,
     LogOps,
+    ChartOps,
 ):
     """All store operations over one database. Thread-safe; share one per process."""
 

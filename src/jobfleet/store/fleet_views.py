@@ -37,6 +37,8 @@ ROW_COLUMNS = (
     jobs.c.worker,
     jobs.c.created_at,
     jobs.c.updated_at,
+    jobs.c.finished_at,
+    jobs.c.spec["command"].label("command"),
 )
 LIVE = [s.value for s in JobState if not s.terminal]
 FINAL = [s.value for s in JobState if s.terminal]
@@ -340,6 +342,8 @@ def _row(m: Any) -> dict[str, Any]:
     out = dict(m)
     out["cpu"] = m["cpu_milli"] / 1000
     out["created"] = iso(m["created_at"])
+    command = m["command"]
+    out["command"] = command if isinstance(command, str) else " ".join(command or [])
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,20 @@ templates = Jinja2Templates(directory=HERE / "templates")
 format.install(templates.env)
 templates.env.globals["STATES"] = [s.value for s in JobState]
 templates.env.globals["TERMINAL"] = [s.value for s in JobState if s.terminal]
+# The jobs table's columns (key, heading); app.js lets people choose which to show.
+templates.env.globals["COLUMNS"] = [
+    ("job", "Job"),
+    ("state", "State"),
+    ("queue", "Queue"),
+    ("job_set", "Job set"),
+    ("labels", "Labels"),
+    ("priority", "Priority"),
+    ("attempt", "Attempt"),
+    ("resources", "Resources"),
+    ("worker", "Worker"),
+    ("submitted", "Submitted"),
+    ("duration", "Duration"),
+]
 
 
 def svc(request: Request) -> Services:
@@ -30,6 +45,7 @@ def svc(request: Request) -> Services:
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
     context.setdefault("path", request.url.path)
+    context.setdefault("now", time.time())
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 

@@ -116,7 +116,12 @@ async def job_log(
 
 
 async def _default_log(request: Request, job: dict[str, Any]) -> dict[str, Any]:
-    """stdout, unless it is empty and stderr is not (a failed job's story is often there)."""
+    """stdout, unless stderr tells more: a failed job's story is usually there, so a FAILED
+    job opens on stderr when it has any; any ended job whose stdout is empty does too."""
+    if job["state"] == "FAILED" and job["runs"]:
+        err = await _log(request, job, "stderr")
+        if err["text"]:
+            return err
     out = await _log(request, job, "stdout")
     if not out["text"] and out["run"] and not out["live"]:
         err = await _log(request, job, "stderr")

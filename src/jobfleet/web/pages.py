@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from jobfleet.errors import Forbidden, Unauthorized
 from jobfleet.server.permissions import Principal, Verb, check_queue, visible_queues
@@ -33,6 +33,7 @@ from jobfleet.web.common import filter_params, job_filter, render, svc
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE = 50
 INVALID = "That token is not valid. Print yours with `jobfleet auth token`."
+WAITING = ("WAITING", "QUEUED", "SCHEDULED")
 FINAL_TTL = 30.0  # s: finished-job counts are one pass over a large index; live ones are exact
 
 
@@ -110,15 +111,26 @@ async def _overview(request: Request, who: Principal) -> dict[str, Any]:
         weights = sum(q["weight"] or 0 for q in queues if q["weight"] is not None)
         for q in queues:
             q["share"] = (q["weight"] / weights) if weights and q["weight"] else None
+        mine = [q for q in queues if shown is None or q["name"] in shown]
         return {
-            "queues": [q for q in queues if shown is None or q["name"] in shown],
+            "queues": mine,
             "failures": store.recent_failures(visible=shown),
             "rate": store.event_rate(visible=shown),
-            "last_event": store.last_event_id(),
+            "running_now": sum(q["states"].get("RUNNING", 0) for q in mine),
+            "waiting_now": sum(q["states"].get(s, 0) for q in mine for s in WAITING),
             "final_at": hit[2],
         }
 
     return await run_in_threadpool(read)
+
+
+@router.get("/overview/series")
+async def overview_series(request: Request, who: UiCaller) -> Response:
+    """The overview charts' data (JSON): the last hour per minute, of the queues `who` sees."""
+    store = svc(request).store
+    shown = visible_queues(who)
+    data = await run_in_threadpool(lambda: store.overview_series(visible=shown))
+    return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/jobs")
