@@ -56,6 +56,9 @@ def wait(check: Any, what: str, timeout: float = 30.0) -> Any:
     raise SystemExit(f"timed out waiting for {what}")
 
 
+WAVES, WAVE_GAP = 5, 8.0  # s: jobs arrive in waves over ~40 s
+
+
 def demo(http: httpx.Client) -> dict[str, str]:
     """A few jobs in every kind of state; returns the ids worth photographing."""
 
@@ -64,13 +67,17 @@ def demo(http: httpx.Client) -> dict[str, str]:
         r.raise_for_status()
         return str(r.json()["id"])
 
-    for i in range(6):
-        submit(
-            command=["sh", "-c", f"echo epoch {i}; sleep 0.2"],
-            queue="ml",
-            job_set="sweep-a",
-            labels={"team": "vision", "lr": f"0.00{i}"},
-        )
+    for wave in range(WAVES):  # a short history for the overview's charts
+        for i in range(3 + 2 * wave):
+            submit(
+                command=["sh", "-c", f"echo epoch {i}; sleep 0.2"],
+                queue="ml",
+                job_set="sweep-a",
+                labels={"team": "vision", "lr": f"0.00{i}"},
+            )
+        if wave % 2:
+            submit(command=["sh", "-c", "echo 'CUDA out of memory' >&2; exit 3"], queue="ml")
+        time.sleep(WAVE_GAP)
     failed = submit(
         command=["sh", "-c", "echo 'reading input.csv'; echo 'bad header' >&2; exit 65"],
         queue="etl",
@@ -126,7 +133,12 @@ def photograph(base: str, token: str, ids: dict[str, str]) -> None:
             page.fill("#token", token)
             page.click("button[type=submit]")
             page.wait_for_url(f"{base}/ui/")
-            shoot(page, f"{base}/ui/", f"overview{suffix}")
+            page.goto(f"{base}/ui/")
+            page.select_option("#chart-window", "15m")
+            page.wait_for_selector("#charts[data-loaded='1']")
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(OUT / f"overview{suffix}.png"), full_page=not suffix)
+            print(f"wrote docs/img/overview{suffix}.png")
             shoot(page, f"{base}/ui/jobs", f"jobs{suffix}")
             shoot(page, f"{base}/ui/jobs/{ids['running']}", f"job-running{suffix}")
             if not suffix:

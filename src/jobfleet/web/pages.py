@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from jobfleet.errors import Forbidden, Unauthorized
+from jobfleet.errors import Forbidden, InvalidInput, Unauthorized
 from jobfleet.server.permissions import Principal, Verb, check_queue, visible_queues
 from jobfleet.web import access
 from jobfleet.web.auth import (
@@ -124,12 +124,23 @@ async def _overview(request: Request, who: Principal) -> dict[str, Any]:
     return await run_in_threadpool(read)
 
 
+CHART_WINDOWS = {"15m": 900.0, "1h": 3600.0, "24h": 86400.0}  # each drawn in 60 buckets
+
+
 @router.get("/overview/series")
-async def overview_series(request: Request, who: UiCaller) -> Response:
-    """The overview charts' data (JSON): the last hour per minute, of the queues `who` sees."""
+async def overview_series(request: Request, who: UiCaller, window: str = "1h") -> Response:
+    """The overview charts' data (JSON): the last `window` in 60 buckets, of the queues `who`
+    may watch."""
+    if window not in CHART_WINDOWS:
+        raise InvalidInput(
+            f"window: one of {', '.join(CHART_WINDOWS)}", [{"loc": ["window"], "msg": window}]
+        )
+    span = CHART_WINDOWS[window]
     store = svc(request).store
     shown = visible_queues(who)
-    data = await run_in_threadpool(lambda: store.overview_series(visible=shown))
+    data = await run_in_threadpool(
+        lambda: store.overview_series(window=span, bucket=span / 60, visible=shown)
+    )
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 

@@ -158,6 +158,12 @@
     slot.plot = new uPlot(chartOpts(el, series, bars), data, el);
   }
 
+  function perText(b) {
+    if (b < 60) return `per ${Math.round(b)} seconds`;
+    if (b === 60) return "per minute";
+    return `per ${Math.round(b / 60)} minutes`;
+  }
+
   function charts(box) {
     if (typeof uPlot === "undefined") return;
     const slots = { throughput: {}, failures: {}, waiting: {} };
@@ -166,10 +172,13 @@
       failures: document.getElementById("chart-failures"),
       waiting: document.getElementById("chart-waiting"),
     };
+    const pick = document.getElementById("chart-window");
     async function load() {
-      const res = await fetch(box.dataset.src, { credentials: "same-origin" });
+      const url = box.dataset.src + "?window=" + encodeURIComponent(pick ? pick.value : "1h");
+      const res = await fetch(url, { credentials: "same-origin" });
       if (!res.ok) return;
       const d = await res.json();
+      for (const el of box.querySelectorAll(".per")) el.textContent = perText(d.bucket);
       drawChart(slots.throughput, els.throughput,
         [{ label: "succeeded", color: "--ok" }, { label: "failed", color: "--danger" }],
         [d.t, d.succeeded, d.failed], true);
@@ -184,6 +193,7 @@
     }
     load();
     setInterval(load, 30000);
+    if (pick) pick.addEventListener("change", load);
     let resize = null;
     window.addEventListener("resize", () => {
       clearTimeout(resize);
@@ -228,7 +238,7 @@
   // The jobs table's columns: chosen in the "Columns" menu, remembered in this browser; a
   // phone starts with the few that fit.
   const COLUMNS_KEY = "jobfleet.columns";
-  const PHONE = ["job", "state", "submitted", "duration"];
+  const PHONE = ["job", "state", "duration"];
   const DESKTOP_HIDDEN = ["priority", "resources"];
   function columns(menu) {
     const boxes = Array.from(menu.querySelectorAll("input[name=col]"));
