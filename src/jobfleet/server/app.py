@@ -79,7 +79,8 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     )
     app.state.services = Services(store, settings, files, broadcaster)
     app.state.tokens = TokenCache(store)
-    app.state.metrics = Metrics(store, lease_timeout=settings.lease_timeout)
+    categories = [c.name for c in settings.error_categories]
+    app.state.metrics = Metrics(store, lease_timeout=settings.lease_timeout, categories=categories)
     store.subscribe(broadcaster.notify)
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
