@@ -51,6 +51,7 @@ def _read_tail(
     "/jobs/{job_id}/logs",
     summary="A run's output",
     response_model=None,
+    response_class=PlainTextResponse,
     responses={
         200: {
             "description": "The log as text; with `follow=true`, server-sent events: one `log` "
