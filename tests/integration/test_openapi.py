@@ -147,3 +147,25 @@ def test_docs_is_served_from_jobfleet_itself(api: Api) -> None:
         folder = assets[0].rsplit("/", 1)[0]
         assert "Apache License" in anon.get(f"{folder}/LICENSE").text
         assert anon.get("/openapi.json").status_code == 200
+
+
+def test_the_main_objects_list_every_field_the_server_sends(api: Api) -> None:
+    """The schemas allow more fields (clients ignore what they do not know), so this pins that
+    they leave none out: a field added to a job, run, failure, worker or queue must be
+    described in server/schemas.py too."""
+    schemas = api.http.get("/openapi.json").json()["components"]["schemas"]
+
+    def fields(name: str) -> set[str]:
+        return set(schemas[name]["properties"])
+
+    job = api.submit(command=["sh", "-c", "exit 3"])
+    failed = api.wait_state(str(job["id"]), "FAILED")
+    assert set(failed) == fields("Job")
+    assert set(failed["runs"][0]) == fields("Run")  # type: ignore[index]
+    assert set(failed["failure"]) == fields("Failure")  # type: ignore[arg-type]
+    assert set(api.http.get("/v1/workers").json()["items"][0]) == fields("Worker")
+    assert set(api.http.get("/v1/queues/default").json()) == fields("Queue")
+    page = api.http.get("/v1/jobs", params={"limit": 1}).json()
+    assert set(page) == fields("JobPage")
+    event = api.http.get(f"/v1/jobs/{job['id']}/events").json()["items"][0]
+    assert fields("Event") <= set(event)  # besides these, each type's own fields
