@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from tests.conformance import Conformance
+
 T = TypeVar("T")
 
 
@@ -29,7 +31,20 @@ def wait_for(
 
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
-    """Serve `app` over real HTTP on a free loopback port; yields the base URL."""
+    """Serve `app` over real HTTP on a free loopback port; yields the base URL.
+
+    Every response of an app with an OpenAPI document is checked against it (the test fails
+    at the end, listing the responses that do not match: tests/conformance.py)."""
+    checked = Conformance(app) if hasattr(app, "openapi") else None
+    with _serve(checked or app) as url:
+        yield url
+    if checked is not None and checked.mismatches:
+        listed = "\n  ".join(dict.fromkeys(checked.mismatches))
+        raise AssertionError(f"responses that do not match the OpenAPI document:\n  {listed}")
+
+
+@contextmanager
+def _serve(app: Any) -> Iterator[str]:
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -13,6 +13,12 @@
   callback attempts — observed by the thread that does the work, so a server process exposes
   them only for the scheduler, retention and deliverer threads it runs (under `jobfleet up`:
   all of them).
+
+Conventions (checked by tests/integration/test_metrics.py with prometheus_client's parser):
+units in the names (`_seconds`, `_bytes`, `_cores`, `_gpus`); no `_created` series; every
+labelled counter exists from the first scrape with a 0 for the label values known then (the
+queues, the end states, the failure conditions, the callback outcomes, the retention kinds),
+so a rate() has a start; a label with no value reads `none`, never an empty string.
 """
 
 from __future__ import annotations
@@ -22,14 +28,28 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from jobfleet.failures.conditions import Condition
+from jobfleet.lifecycle import RequeueCause
 
 if TYPE_CHECKING:
     from prometheus_client import Metric
 
     from jobfleet.store import Store
+
+# The `_created` series (one per counter and label set, a start time that is rarely used)
+# would double what a scrape sends: jobfleet does not export them. (A process-wide switch:
+# jobfleet's processes export only these metrics.)
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 CACHE_SECONDS = 2.0
 TAIL_PAGE = 5000
@@ -37,6 +57,15 @@ TAIL_PAGES = 20  # at most this many pages per scrape; the rest next time
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 CYCLE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "preempted"})
+NONE = "none"  # the value of a label that has none (a retry with no error category)
+RETENTION_KINDS = ("jobs", "events", "runs", "callbacks", "checkpoints", "files")
+CALLBACK_OUTCOMES = ("delivered", "pending", "failed")
+# The failure conditions whose runs are requeued under another cause than `failed`.
+_CAUSES = {
+    Condition.PREEMPTED: RequeueCause.PREEMPTED,
+    Condition.EVICTED: RequeueCause.EVICTED,
+    Condition.LEASE_EXPIRED: RequeueCause.LEASE_EXPIRED,
+}
 
 # -- in-process metrics (observed by the thread doing the work) ---------------------------
 
@@ -59,6 +88,10 @@ CALLBACK_ATTEMPTS = Counter(
     registry=None,
 )
 IN_PROCESS = (SCHEDULER_CYCLE, RETENTION_DELETED, CALLBACK_ATTEMPTS)
+for _kind in RETENTION_KINDS:
+    RETENTION_DELETED.labels(_kind)
+for _outcome in CALLBACK_OUTCOMES:
+    CALLBACK_ATTEMPTS.labels(_outcome)
 
 
 def observe_cycle(seconds: float, moved: int) -> None:
@@ -69,8 +102,10 @@ def observe_cycle(seconds: float, moved: int) -> None:
 class EventCounters:
     """Counters derived from the event log, read from where this process started."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, categories: list[str] | None = None) -> None:
         self.store = store
+        self.categories = [NONE, *(categories or [])]
+        self.queues: set[str] = set()
         self.last = store.last_event_id()
         self._eligible: dict[str, float] = {}  # job id → when it became eligible to run
         self._lock = threading.Lock()
@@ -99,12 +134,17 @@ class EventCounters:
             buckets=LATENCY_BUCKETS,
             registry=None,
         )
+        for condition in Condition:
+            cause = _CAUSES.get(condition, RequeueCause.FAILED)
+            for category in self.categories:
+                self.retries.labels(cause.value, condition.value, category)
 
     def metrics(self) -> tuple[Any, ...]:
         return (self.submitted, self.finished, self.retries, self.lease_expiries, self.latency)
 
     def catch_up(self) -> None:
         with self._lock:
+            self._known_queues()
             for _ in range(TAIL_PAGES):
                 rows = self.store.raw_events_after(self.last, limit=TAIL_PAGE)
                 for row in rows:
@@ -113,6 +153,15 @@ class EventCounters:
                     self.last = rows[-1].id
                 if len(rows) < TAIL_PAGE:
                     return
+
+    def _known_queues(self) -> None:
+        """A 0 for each queue's series, from the scrape after the queue was created."""
+        for queue in set(self.store.queue_names()) - self.queues:
+            self.submitted.labels(queue)
+            self.latency.labels(queue)
+            for state in sorted(TERMINAL):
+                self.finished.labels(queue, state.upper())
+            self.queues.add(queue)
 
     def observe(self, etype: str, job_id: str, queue: str, t: float, payload: Any) -> None:
         failure = payload.get("failure") or {}
@@ -124,9 +173,9 @@ class EventCounters:
             self._remember(job_id, t)
         elif etype == "requeued":
             self._remember(job_id, t + float(payload.get("delay") or 0))
-            condition = str(failure.get("condition", ""))
-            for category in failure.get("categories") or [""]:
-                self.retries.labels(payload.get("cause", ""), condition, category).inc()
+            condition = str(failure.get("condition") or NONE)
+            for category in failure.get("categories") or [NONE]:
+                self.retries.labels(payload.get("cause") or NONE, condition, category).inc()
         elif etype == "running":
             since = self._eligible.pop(job_id, None)
             if since is not None:
@@ -174,16 +223,8 @@ class StoreGauges:
             "Registered workers by shard and state; live: heart-beating",
             labels=["shard", "state", "live"],
         )
-        capacity = GaugeMetricFamily(
-            "jobfleet_shard_capacity",
-            "Capacity of live workers by shard (cpu cores, memory bytes, gpus)",
-            labels=["shard", "resource"],
-        )
-        allocated = GaugeMetricFamily(
-            "jobfleet_shard_allocated",
-            "Resources held by active runs, by shard",
-            labels=["shard", "resource"],
-        )
+        capacity = _resource_families("capacity", "Capacity of the live workers, by shard")
+        allocated = _resource_families("allocated", "Held by leased and running runs, by shard")
         totals: dict[str, list[float]] = {}
         fresh = time.time() - self.lease_timeout
         for r in self.store.worker_stats(fresh_after=fresh):
@@ -198,21 +239,33 @@ class StoreGauges:
             for r in self.store.allocated()
         }
         _add_resources(allocated, held)
-        return [count, capacity, allocated]
+        return [count, *capacity, *allocated]
 
 
-def _add_resources(family: GaugeMetricFamily, by_shard: dict[str, list[float]]) -> None:
-    for shard, (cpu_milli, memory, gpu) in by_shard.items():
-        family.add_metric([shard, "cpu"], cpu_milli / 1000)
-        family.add_metric([shard, "memory_bytes"], memory)
-        family.add_metric([shard, "gpu"], gpu)
+def _resource_families(what: str, doc: str) -> list[GaugeMetricFamily]:
+    """One gauge per resource, its unit in its name: `jobfleet_shard_<what>_cpu_cores`,
+    `..._memory_bytes`, `..._gpus`."""
+    return [
+        GaugeMetricFamily(f"jobfleet_shard_{what}_{unit}", f"{doc} ({unit})", labels=["shard"])
+        for unit in ("cpu_cores", "memory_bytes", "gpus")
+    ]
+
+
+def _add_resources(families: list[GaugeMetricFamily], by_shard: dict[str, list[float]]) -> None:
+    cores, memory, gpus = families
+    for shard, (cpu_milli, mem, gpu) in by_shard.items():
+        cores.add_metric([shard], cpu_milli / 1000)
+        memory.add_metric([shard], mem)
+        gpus.add_metric([shard], gpu)
 
 
 class Metrics(Collector):
     """What one server process exposes at /metrics."""
 
-    def __init__(self, store: Store, *, lease_timeout: float) -> None:
-        self.counters = EventCounters(store)
+    def __init__(
+        self, store: Store, *, lease_timeout: float, categories: list[str] | None = None
+    ) -> None:
+        self.counters = EventCounters(store, categories)
         self.gauges = StoreGauges(store, lease_timeout)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)

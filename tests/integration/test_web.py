@@ -19,7 +19,7 @@ def signed_in(api: Api) -> Iterator[httpx.Client]:
         r = client.post("/ui/login", data={"token": TOKEN, "next": "/ui/jobs"})
         assert r.status_code == 303 and r.headers["location"] == "/ui/jobs"
         cookie = r.headers["set-cookie"].lower()
-        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie
+        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/;" in cookie
         yield client
 
 

@@ -54,7 +54,7 @@ def test_signing_in_keeps_the_token_out_of_urls_and_scripts(browser: Browser, fl
         page = sign_in(context, fleet, "/ui/jobs")
         expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
         [cookie] = context.cookies()
-        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ui"
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
         assert page.evaluate("document.cookie") == ""
         assert fleet.token not in page.url
         page.get_by_role("button", name="Sign out").click()

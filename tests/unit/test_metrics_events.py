@@ -47,4 +47,4 @@ def test_a_lost_lease_counts_once_whatever_event_carries_it() -> None:
     c.observe("requeued", "J", "q", 1.0, {"cause": "lease_expired", "failure": lost})
     c.observe("cancelled", "K", "q", 2.0, {"failure": lost})
     assert value(c.lease_expiries) == 2
-    assert value(c.retries, "lease_expired", "LEASE_EXPIRED", "") == 1
+    assert value(c.retries, "lease_expired", "LEASE_EXPIRED", "none") == 1

@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import jobfleet
 from jobfleet.config import Settings
 from jobfleet.metrics import Metrics
-from jobfleet.models import JobSpec
 from jobfleet.runfiles import RunFiles
-from jobfleet.server import problems
+from jobfleet.server import openapi, problems
 from jobfleet.server.auth import TokenCache
 from jobfleet.server.deps import Services
 from jobfleet.server.notify import Broadcaster
@@ -72,10 +73,14 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
         version=jobfleet.__version__,
         description="A distributed batch-job orchestrator.",
         lifespan=lifespan,
+        docs_url=None,  # served below, from jobfleet's own files (no CDN)
+        redoc_url=None,
+        generate_unique_id_function=openapi.operation_id_for({}),
     )
     app.state.services = Services(store, settings, files, broadcaster)
     app.state.tokens = TokenCache(store)
-    app.state.metrics = Metrics(store, lease_timeout=settings.lease_timeout)
+    categories = [c.name for c in settings.error_categories]
+    app.state.metrics = Metrics(store, lease_timeout=settings.lease_timeout, categories=categories)
     store.subscribe(broadcaster.notify)
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
@@ -83,23 +88,21 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
         app.include_router(module.router)
     app.include_router(failure_routes.router)
     install_dashboard(app)
-    _publish_spec_schema(app)
+    openapi.install(app)
+    app.add_api_route("/docs", api_docs, include_in_schema=False)
     return app
 
 
-def _publish_spec_schema(app: FastAPI) -> None:
-    """Put JobSpec into the OpenAPI components (the submit route parses its body itself)."""
-    original = app.openapi
+SWAGGER_UI = "/ui/static/vendor/swagger-ui-5.35.0"
 
-    def openapi() -> dict[str, object]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = original()
-        defs = JobSpec.model_json_schema(ref_template="#/components/schemas/{model}")
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.update(defs.pop("$defs", {}))
-        components["JobSpec"] = defs
-        app.openapi_schema = schema
-        return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+async def api_docs() -> HTMLResponse:
+    """Swagger UI on the OpenAPI document, from files jobfleet serves itself: works offline."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="jobfleet API",
+        swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+        swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+        swagger_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png",
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from elsewhere
+    )

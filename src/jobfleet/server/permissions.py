@@ -26,7 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from jobfleet.access import ALL_QUEUES, Kind, Principal, Verb
 from jobfleet.errors import Forbidden, NotFound
-from jobfleet.server.auth import Caller, authenticate, require_principal
+from jobfleet.server.auth import Bearer, Caller, authenticate, require_principal
 from jobfleet.server.deps import Services
 
 __all__ = [
@@ -46,14 +46,14 @@ __all__ = [
 ]
 
 
-async def require_admin(request: Request) -> Principal:
+async def require_admin(request: Request, _bearer: Bearer = None) -> Principal:
     who = await require_principal(request)
     if not who.admin:
         raise Forbidden(f"principal {who.name!r} is not an admin: this needs an admin token")
     return who
 
 
-async def require_worker(request: Request) -> Principal:
+async def require_worker(request: Request, _bearer: Bearer = None) -> Principal:
     """A worker principal (or an admin, which may do everything)."""
     who = await authenticate(request)
     if not (who.is_worker or who.admin):

@@ -1,10 +1,12 @@
 """Signing in to the dashboard: a token typed once into a form, kept in an HttpOnly cookie.
 
-The API keeps its bearer tokens; only the dashboard's own routes (under /ui) read the cookie.
-The cookie is HttpOnly (no script can read it), SameSite=Strict (no other site's page can make
-the browser send it) and scoped to /ui; it is Secure when the request came over HTTPS. Every
-state-changing dashboard request is a POST that must also carry the same origin (checked from
-Origin, or Referer when Origin is absent). No token ever travels in a URL.
+The API keeps its bearer tokens; the dashboard's own routes (under /ui) read the cookie, and so
+does the event stream `GET /v1/events` (server/auth.py `stream_principal`), so that a page's
+EventSource can follow it; no other API route does. The cookie is HttpOnly (no script can read
+it) and SameSite=Strict (no other site's page can make the browser send it); it is Secure
+when the request came over HTTPS. Every state-changing dashboard request is a POST that must
+also carry the same origin (checked from Origin, or Referer when Origin is absent). No token
+ever travels in a URL.
 
 The cookie's token is turned into the same `Principal` as a bearer token (admin, or a user
 with verbs per queue; `web/access.py` applies them). Worker tokens cannot sign in: they are
@@ -19,11 +21,12 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 
 from jobfleet.errors import JobfleetError, Unauthorized
-from jobfleet.server.auth import TokenCache
+from jobfleet.server.auth import SESSION_COOKIE, TokenCache
 from jobfleet.store import Principal
 
-COOKIE = "jobfleet_ui"
-COOKIE_PATH = "/ui"
+COOKIE = SESSION_COOKIE
+COOKIE_PATH = "/"  # the dashboard under /ui, and /v1/events for an EventSource
+OLD_COOKIE_PATH = "/ui"  # where sign-ins before 0.2 kept it: signing out clears it too
 MAX_AGE = 7 * 24 * 3600
 
 

@@ -21,6 +21,7 @@ from jobfleet.web.auth import (
     COOKIE,
     COOKIE_PATH,
     MAX_AGE,
+    OLD_COOKIE_PATH,
     WORKER_TOKEN,
     UiCaller,
     UiWriter,
@@ -77,6 +78,7 @@ async def logout(request: Request) -> Response:
     check_origin(request)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path=COOKIE_PATH)
+    response.delete_cookie(COOKIE, path=OLD_COOKIE_PATH)
     return response
 
 

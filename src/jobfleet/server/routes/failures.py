@@ -11,13 +11,18 @@ from starlette.responses import Response
 from jobfleet.server.deps import Svc
 from jobfleet.server.permissions import Principal, Verb, require
 from jobfleet.server.routes.jobs import json_response
+from jobfleet.server.schemas import CheckpointList, ErrorPage
 
 Watcher = Annotated[Principal, Depends(require(Verb.WATCH))]
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
 
-@router.get("/jobs/{job_id}/errors", summary="Every failure of every attempt, newest first")
+@router.get(
+    "/jobs/{job_id}/errors",
+    summary="Every failure of every attempt, newest first",
+    response_model=ErrorPage,
+)
 async def errors(
     job_id: str,
     svc: Svc,
@@ -34,7 +39,11 @@ async def errors(
     return json_response({"items": items, "next_cursor": nxt})
 
 
-@router.get("/jobs/{job_id}/checkpoints", summary="A job's checkpoints, newest first")
+@router.get(
+    "/jobs/{job_id}/checkpoints",
+    summary="A job's checkpoints, newest first",
+    response_model=CheckpointList,
+)
 async def checkpoints(job_id: str, svc: Svc, _: Watcher) -> Response:
     """The latest checkpoint of each run: `run_id`, `attempt`, `size` (bytes), `time`, `value`."""
     return json_response({"items": await run_in_threadpool(svc.store.checkpoints, job_id)})

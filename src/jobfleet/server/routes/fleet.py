@@ -23,7 +23,17 @@ from jobfleet.models import LABEL_KEY_RE, MAX_GPU, NAME_RE
 from jobfleet.protocol import CHECKPOINT_LIMIT, LOG_CHUNK_LIMIT, LOG_REQUEST_LIMIT, Capacity
 from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Svc
+from jobfleet.server.openapi import problems
 from jobfleet.server.permissions import WorkerCaller
+from jobfleet.server.schemas import (
+    LogAck,
+    Registered,
+    ReportAnswer,
+    ShardList,
+    SyncAnswer,
+    WorkerList,
+    WorkerStateAnswer,
+)
 
 router = APIRouter(prefix="/v1", tags=["fleet"])
 WORKER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$"
@@ -119,7 +129,13 @@ class StateBody(_Body):
     incarnation: str | None = Field(default=None, max_length=64)
 
 
-@router.post("/workers", status_code=201, summary="Register a worker (again)")
+@router.post(
+    "/workers",
+    status_code=201,
+    summary="Register a worker (again)",
+    response_model=None,
+    responses={201: {"model": Registered}, **problems(409)},
+)
 async def register(body: RegisterBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
     c = body.capacity
     incarnation = await run_in_threadpool(
@@ -137,7 +153,12 @@ async def register(body: RegisterBody, svc: Svc, _: WorkerCaller) -> dict[str, A
     }
 
 
-@router.post("/workers/{name}/sync", summary="Heartbeat, reconcile and poll in one call")
+@router.post(
+    "/workers/{name}/sync",
+    summary="Heartbeat, reconcile and poll in one call",
+    response_model=None,
+    responses={200: {"model": SyncAnswer}, **problems(409)},
+)
 async def sync(name: str, body: SyncBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
     answer = await run_in_threadpool(
         svc.store.sync,
@@ -151,7 +172,12 @@ async def sync(name: str, body: SyncBody, svc: Svc, _: WorkerCaller) -> dict[str
     return {**wire.sync_json(answer), "lease_timeout": svc.settings.lease_timeout}
 
 
-@router.post("/workers/{name}/report", summary="Starts and ends of runs, fenced")
+@router.post(
+    "/workers/{name}/report",
+    summary="Starts and ends of runs, fenced",
+    response_model=None,
+    responses={200: {"model": ReportAnswer}},
+)
 async def report(name: str, body: ReportBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
     started = [wire.started_from(s.model_dump()) for s in body.started]
     finished = [wire.finished_from(f.model_dump()) for f in body.finished]
@@ -160,7 +186,12 @@ async def report(name: str, body: ReportBody, svc: Svc, _: WorkerCaller) -> dict
     return wire.report_json(result)
 
 
-@router.post("/workers/{name}/logs", summary="New bytes of runs' logs, fenced")
+@router.post(
+    "/workers/{name}/logs",
+    summary="New bytes of runs' logs, fenced",
+    response_model=None,
+    responses={200: {"model": LogAck}},
+)
 async def ship_logs(name: str, body: LogsBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
     chunks = [wire.log_chunk_from(c.model_dump()) for c in body.chunks]
     limit = svc.settings.stored_log_limit
@@ -168,7 +199,12 @@ async def ship_logs(name: str, body: LogsBody, svc: Svc, _: WorkerCaller) -> dic
     return wire.log_ack_json(ack)
 
 
-@router.post("/workers/{name}/state", summary="Drain (DRAINING), deregister (OFFLINE), READY")
+@router.post(
+    "/workers/{name}/state",
+    summary="Drain (DRAINING), deregister (OFFLINE), READY",
+    response_model=None,
+    responses={200: {"model": WorkerStateAnswer}, **problems(409)},
+)
 async def set_state(name: str, body: StateBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
     await run_in_threadpool(
         svc.store.set_worker_state, name, body.state, incarnation=body.incarnation
@@ -176,14 +212,24 @@ async def set_state(name: str, body: StateBody, svc: Svc, _: WorkerCaller) -> di
     return {"name": name, "state": body.state}
 
 
-@router.get("/workers", summary="Workers: shard, state, capacity, allocation, heartbeat")
+@router.get(
+    "/workers",
+    summary="Workers: shard, state, capacity, allocation, heartbeat",
+    response_model=None,
+    responses={200: {"model": WorkerList}},
+)
 async def list_workers(svc: Svc, _: Caller) -> dict[str, Any]:
     fresh_after = time.time() - svc.settings.lease_timeout
     items = await run_in_threadpool(svc.store.worker_views, fresh_after=fresh_after)
     return {"items": items}
 
 
-@router.get("/shards", summary="Shards: labels, workers, capacity, allocation, queue")
+@router.get(
+    "/shards",
+    summary="Shards: labels, workers, capacity, allocation, queue",
+    response_model=None,
+    responses={200: {"model": ShardList}},
+)
 async def list_shards(svc: Svc, _: Caller) -> dict[str, Any]:
     fresh_after = time.time() - svc.settings.lease_timeout
     items = await run_in_threadpool(svc.store.shard_views, fresh_after=fresh_after)

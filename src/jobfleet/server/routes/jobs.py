@@ -19,8 +19,17 @@ from jobfleet.scheduling.admission import admission_errors
 from jobfleet.sealed import sealed_errors
 from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Svc
+from jobfleet.server.openapi import problems
 from jobfleet.server.permissions import Principal, Verb, check_queue, require, visible_queues
 from jobfleet.server.problems import validation_errors
+from jobfleet.server.schemas import (
+    EventList,
+    History,
+    Job,
+    JobBatch,
+    JobPage,
+    JobSetCancelled,
+)
 from jobfleet.store import JobFilter
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -139,7 +148,13 @@ def check_admission(specs: list[JobSpec], settings: Settings, *, batch: bool) ->
         raise InvalidInput(f"{first}: {errors[0]['msg']}", errors[:200])
 
 
-@router.post("/jobs", status_code=201, openapi_extra=_SUBMIT_DOC, summary="Submit jobs")
+@router.post(
+    "/jobs",
+    status_code=201,
+    openapi_extra=_SUBMIT_DOC,
+    summary="Submit jobs",
+    response_model=Job | JobBatch,
+)
 async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
     """Submit one job spec, or a batch `{"jobs": [...]}` (≤ 10,000) stored all-or-nothing."""
     raw = await request.body()
@@ -158,7 +173,7 @@ async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
     return await run_in_threadpool(work)
 
 
-@router.get("/jobs", summary="List jobs, newest first")
+@router.get("/jobs", summary="List jobs, newest first", response_model=JobPage)
 async def list_jobs(
     svc: Svc,
     caller: Caller,
@@ -189,12 +204,14 @@ async def list_jobs(
     return json_response({"items": items, "next_cursor": nxt})
 
 
-@router.get("/jobs/{job_id}", summary="Get a job")
+@router.get("/jobs/{job_id}", summary="Get a job", response_model=Job)
 async def get_job(job_id: str, svc: Svc, _: Watcher) -> Response:
     return json_response(await run_in_threadpool(svc.store.get_job, job_id))
 
 
-@router.post("/jobs/{job_id}/cancel", summary="Cancel a job")
+@router.post(
+    "/jobs/{job_id}/cancel", summary="Cancel a job", response_model=Job, responses=problems(409)
+)
 async def cancel(
     job_id: str,
     svc: Svc,
@@ -206,7 +223,12 @@ async def cancel(
     return json_response(await run_in_threadpool(svc.store.get_job, job_id))
 
 
-@router.post("/jobs/{job_id}/reprioritize", summary="Change a job's priority")
+@router.post(
+    "/jobs/{job_id}/reprioritize",
+    summary="Change a job's priority",
+    response_model=Job,
+    responses=problems(409),
+)
 async def reprioritize(
     job_id: str,
     body: ReprioritizeBody,
@@ -219,7 +241,13 @@ async def reprioritize(
     return json_response(await run_in_threadpool(svc.store.get_job, job_id))
 
 
-@router.post("/jobs/{job_id}/preempt", summary="Preempt a running job")
+@router.post(
+    "/jobs/{job_id}/preempt",
+    status_code=202,
+    summary="Preempt a running job",
+    response_model=Job,
+    responses=problems(409),
+)
 async def preempt(
     job_id: str, svc: Svc, _: Annotated[Principal, Depends(require(Verb.PREEMPT))]
 ) -> Response:
@@ -228,7 +256,13 @@ async def preempt(
     return json_response(await run_in_threadpool(svc.store.get_job, job_id), 202)
 
 
-@router.post("/jobs/{job_id}/retry", status_code=201, summary="Submit a finished job again")
+@router.post(
+    "/jobs/{job_id}/retry",
+    status_code=201,
+    summary="Submit a finished job again",
+    response_model=Job,
+    responses=problems(409),
+)
 async def retry(
     job_id: str, svc: Svc, caller: Annotated[Principal, Depends(require(Verb.SUBMIT))]
 ) -> Response:
@@ -237,7 +271,12 @@ async def retry(
     return json_response(job, 201)
 
 
-@router.post("/job-sets/{queue}/{job_set}/cancel", summary="Cancel a job set")
+@router.post(
+    "/job-sets/{queue}/{job_set}/cancel",
+    summary="Cancel a job set",
+    response_model=JobSetCancelled,
+    responses=problems(409),
+)
 async def cancel_job_set(
     queue: str,
     job_set: str,
@@ -255,11 +294,13 @@ async def cancel_job_set(
     return json_response(counts)
 
 
-@router.get("/jobs/{job_id}/events", summary="A job's events, in order")
+@router.get("/jobs/{job_id}/events", summary="A job's events, in order", response_model=EventList)
 async def job_events(job_id: str, svc: Svc, _: Watcher) -> Response:
     return json_response({"items": await run_in_threadpool(svc.store.job_events, job_id)})
 
 
-@router.get("/jobs/{job_id}/history", summary="A job's timeline of transitions")
+@router.get(
+    "/jobs/{job_id}/history", summary="A job's timeline of transitions", response_model=History
+)
 async def history(job_id: str, svc: Svc, _: Watcher) -> Response:
     return json_response({"items": await run_in_threadpool(svc.store.history, job_id)})

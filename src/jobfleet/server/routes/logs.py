@@ -7,26 +7,23 @@ read from this server's disk, or from the chunks a remote worker shipped (server
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response
 
 from jobfleet.errors import NotFound
+from jobfleet.server import streams
 from jobfleet.server.deps import Services, Svc
 from jobfleet.server.permissions import Principal, Verb, require
-from jobfleet.server.routes.events import SSE_HEADERS, sse
 from jobfleet.server.runlogs import RunLogs
 from jobfleet.worker.logpump import split_stamp, strip_timestamps
 
 router = APIRouter(prefix="/v1", tags=["logs"])
 Stream = Literal["stdout", "stderr"]
-CHUNK = 1 << 20
 MAX_TEXT = 16 * 2**20
-POLL = 0.2
 
 
 def _pick_run(job: dict[str, object], run: str | None) -> dict[str, object] | None:
@@ -50,7 +47,23 @@ def _read_tail(
     return f"[… {size - limit} earlier bytes not shown]\n{text}" if size > limit else text
 
 
-@router.get("/jobs/{job_id}/logs", summary="A run's output", response_model=None)
+@router.get(
+    "/jobs/{job_id}/logs",
+    summary="A run's output",
+    response_model=None,
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "description": "The log as text; with `follow=true`, server-sent events: one `log` "
+            'message per line (`{"line": ..., "time": ...}`) as it is written, then `end` '
+            '(`{"state": ...}`) once the run is over; `: ping` comments keep it open',
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "text/event-stream": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 async def logs(
     job_id: str,
     request: Request,
@@ -71,60 +84,27 @@ async def logs(
         run_id = str(chosen["id"])
         text = await run_in_threadpool(_read_tail, logs, run_id, stream, tail, timestamps)
         return PlainTextResponse(text)
-    return StreamingResponse(
-        _follow(request, svc, job_id, run, stream),
-        media_type="text/event-stream",
-        headers=SSE_HEADERS,
-    )
+    return streams.response(_follow(request, svc, job_id, run, stream))
 
 
 async def _follow(
-    request: Request,
-    svc: Services,
-    job_id: str,
-    run: str | None,
-    stream: Literal["stdout", "stderr"],
+    request: Request, svc: Services, job_id: str, run: str | None, stream: Stream
 ) -> AsyncIterator[str]:
-    """Lines as they are written; `end` once the run is over and everything was sent."""
+    """One `log` message per line as it is written; `end` once the run is over and every line
+    was sent (server/streams.py follows the log)."""
     yield ": following\n\n"
-    chosen = None
-    while chosen is None:  # wait for the job to get a run
-        job = await run_in_threadpool(svc.store.get_job, job_id)
-        chosen = _pick_run(job, run)
-        if chosen is None:
-            if job["state"] in ("SUCCEEDED", "FAILED", "CANCELLED", "PREEMPTED"):
-                yield sse(None, "end", {"state": job["state"]})
-                return
-            await asyncio.sleep(POLL)
-    run_id = str(chosen["id"])
-    logs = RunLogs(svc.files, svc.store)
-    offset, pending = 0, b""
-    while not await request.is_disconnected():
-        chunk = await run_in_threadpool(logs.read_from, run_id, stream, offset, CHUNK)
-        offset += len(chunk)
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        if lines:
-            yield "".join(sse(None, "log", _line(ln)) for ln in lines)
-            continue
-        state = await run_in_threadpool(_run_state, svc, job_id, run_id)
-        if state not in ("LEASED", "RUNNING"):
-            tail_chunk = await run_in_threadpool(logs.read_from, run_id, stream, offset, CHUNK)
-            rest = pending + tail_chunk
-            if rest:
-                for ln in rest.split(b"\n"):
-                    if ln:
-                        yield sse(None, "log", _line(ln))
-            yield sse(None, "end", {"state": state})
-            return
-        await asyncio.sleep(POLL)
-
-
-def _run_state(svc: Services, job_id: str, run_id: str) -> str:
-    for r in svc.store.get_job(job_id)["runs"]:
-        if r["id"] == run_id:
-            return str(r["state"])
-    return "LOST"
+    pending = b""
+    async for item in streams.log_feed(request, svc, job_id, run, stream, 0):
+        if item.kind == "data":
+            *lines, pending = (pending + item.data).split(b"\n")
+            if lines:
+                yield "".join(streams.sse(None, "log", _line(ln)) for ln in lines)
+        elif item.kind == "end":
+            if pending:
+                yield streams.sse(None, "log", _line(pending))
+            yield streams.sse(None, "end", {"state": item.state})
+        elif item.kind == "ping":
+            yield streams.PING
 
 
 def _line(raw: bytes) -> dict[str, str | None]:

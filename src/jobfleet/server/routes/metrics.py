@@ -9,13 +9,26 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from jobfleet.metrics import Metrics
-from jobfleet.server.auth import require_principal
+from jobfleet.server.auth import BEARER, require_principal
 from jobfleet.server.deps import Svc
+from jobfleet.server.openapi import problems
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The Prometheus text format (docs/operations.md lists the metrics)",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        **problems(401, 403),
+    },
+    openapi_extra={"security": [{}, {BEARER: []}]},  # a token only with `metrics.auth: true`
+)
 async def metrics(request: Request, svc: Svc) -> Response:
     if svc.settings.metrics.auth:
         await require_principal(request)

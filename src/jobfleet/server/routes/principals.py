@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
@@ -14,8 +14,10 @@ from jobfleet.access import ALL_QUEUES, Kind, Principal, Verb, expand_grants
 from jobfleet.errors import InvalidInput
 from jobfleet.server.auth import TokenCache, authenticate
 from jobfleet.server.deps import Svc
+from jobfleet.server.openapi import ANY_TOKEN, problems
 from jobfleet.server.permissions import AdminCaller
 from jobfleet.server.routes.jobs import json_response
+from jobfleet.server.schemas import IssuedToken, PrincipalInfo, PrincipalList, Revoked
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 _QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -53,7 +55,13 @@ def principal_json(who: Principal) -> dict[str, Any]:
     }
 
 
-@router.post("/tokens", status_code=201, summary="Create a token (shown once)")
+@router.post(
+    "/tokens",
+    status_code=201,
+    summary="Create a token (shown once)",
+    response_model=IssuedToken,
+    responses=problems(409),
+)
 async def create_token(body: TokenRequest, request: Request, svc: Svc, _: AdminCaller) -> Response:
     """The answer holds the token's secret; it is stored hashed and never shown again."""
     kind = Kind.WORKER if body.worker else Kind.USER
@@ -70,12 +78,19 @@ async def create_token(body: TokenRequest, request: Request, svc: Svc, _: AdminC
     return json_response(answer, 201)
 
 
-@router.get("/principals", summary="Principals, their grants and token ids")
+@router.get(
+    "/principals", summary="Principals, their grants and token ids", response_model=PrincipalList
+)
 async def list_principals(svc: Svc, _: AdminCaller) -> Response:
     return json_response({"items": await run_in_threadpool(svc.store.list_principals)})
 
 
-@router.delete("/tokens/{token_id}", summary="Revoke a token")
+@router.delete(
+    "/tokens/{token_id}",
+    summary="Revoke a token",
+    response_model=Revoked,
+    responses=problems(409, 422),
+)
 async def revoke_token(token_id: str, request: Request, svc: Svc, _: AdminCaller) -> Response:
     if not token_id.isalnum():
         raise InvalidInput("not a token id", [{"loc": ["path", "token_id"], "msg": token_id}])
@@ -89,7 +104,12 @@ def _tokens(request: Request) -> TokenCache:
     return cache
 
 
-@router.get("/whoami", summary="The principal of this token")
-async def whoami(request: Request) -> Response:
+@router.get(
+    "/whoami",
+    summary="The principal of this token",
+    response_model=PrincipalInfo,
+    openapi_extra={ANY_TOKEN: True},
+)
+async def whoami(who: Annotated[Principal, Depends(authenticate)]) -> Response:
     """Any valid token, a worker's included."""
-    return json_response(principal_json(await authenticate(request)))
+    return json_response(principal_json(who))

@@ -14,6 +14,7 @@ from jobfleet.errors import NotFound
 from jobfleet.failures.policy import RetryPolicy
 from jobfleet.models import MAX_PRIORITY
 from jobfleet.server.deps import Svc
+from jobfleet.server.openapi import problems
 from jobfleet.server.permissions import (
     AdminCaller,
     Caller,
@@ -23,6 +24,7 @@ from jobfleet.server.permissions import (
     visible_queues,
 )
 from jobfleet.server.routes.jobs import json_response
+from jobfleet.server.schemas import Queue, QueueList, Reprioritized
 
 router = APIRouter(prefix="/v1", tags=["queues"])
 
@@ -42,7 +44,7 @@ class JobSetPriority(BaseModel):
     priority: int = Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)
 
 
-@router.get("/queues", summary="List queues")
+@router.get("/queues", summary="List queues", response_model=QueueList)
 async def list_queues(svc: Svc, caller: Caller) -> Response:
     """The queues the caller may see (any verb on a queue lets it see the queue)."""
     items: list[dict[str, Any]] = await run_in_threadpool(svc.store.list_queues)
@@ -52,12 +54,18 @@ async def list_queues(svc: Svc, caller: Caller) -> Response:
     return json_response({"items": items})
 
 
-@router.post("/queues", status_code=201, summary="Create a queue")
+@router.post(
+    "/queues",
+    status_code=201,
+    summary="Create a queue",
+    response_model=Queue,
+    responses=problems(409),
+)
 async def create_queue(body: QueueConfig, svc: Svc, _: AdminCaller) -> Response:
     return json_response(await run_in_threadpool(svc.store.create_queue, body), 201)
 
 
-@router.get("/queues/{name}", summary="Get a queue")
+@router.get("/queues/{name}", summary="Get a queue", response_model=Queue)
 async def get_queue(name: str, svc: Svc, caller: Caller) -> Response:
     visible = visible_queues(caller)
     if visible is not None and name not in visible:
@@ -65,19 +73,34 @@ async def get_queue(name: str, svc: Svc, caller: Caller) -> Response:
     return json_response(await run_in_threadpool(svc.store.get_queue, name))
 
 
-@router.patch("/queues/{name}", summary="Change a queue's weight, limits or retry policy")
+@router.patch(
+    "/queues/{name}",
+    summary="Change a queue's weight, limits or retry policy",
+    response_model=Queue,
+)
 async def update_queue(name: str, body: QueuePatch, svc: Svc, _: AdminCaller) -> Response:
     changes = body.model_dump(mode="json", exclude_unset=True)
     return json_response(await run_in_threadpool(svc.store.update_queue, name, changes))
 
 
-@router.delete("/queues/{name}", status_code=204, summary="Delete a queue with no live job")
+@router.delete(
+    "/queues/{name}",
+    status_code=204,
+    summary="Delete a queue with no live job",
+    response_model=None,
+    responses=problems(409),
+)
 async def delete_queue(name: str, svc: Svc, _: AdminCaller) -> Response:
     await run_in_threadpool(svc.store.delete_queue, name)
     return Response(status_code=204)
 
 
-@router.post("/job-sets/{queue}/{job_set}/reprioritize", summary="Reprioritize a job set")
+@router.post(
+    "/job-sets/{queue}/{job_set}/reprioritize",
+    summary="Reprioritize a job set",
+    response_model=Reprioritized,
+    responses=problems(409),
+)
 async def reprioritize_job_set(
     queue: str,
     job_set: str,
