@@ -357,7 +357,7 @@ def _cancel_job(client: Client, job_id: str, reason: str | None, fmt: str) -> No
 def events(state: CliState, job_id: str, follow: bool, fmt: str) -> None:
     """A job's events, oldest first (-o json: one JSON object per line)."""
     client = state.client()
-    past = client.events(job_id)
+    past = client.job_events(job_id)
     if fmt != "json":
         click.echo(output.event_header())
     for event in past:
@@ -365,7 +365,7 @@ def events(state: CliState, job_id: str, follow: bool, fmt: str) -> None:
     if not follow or (past and past[-1].get("state") in TERMINAL_STATES):
         return
     after = max((int(e["id"]) for e in past), default=0)
-    with closing(client.watch(job_id=job_id, after=after)) as stream:
+    with closing(client.events(job_id=job_id, after=after)) as stream:
         for event in stream:
             if event.get("job_id") != job_id:
                 continue
