@@ -38,6 +38,7 @@ class FailureInfo(Model):
     exit_code: int | None = None
     signal: int | None = None
     termination_message: str | None = None
+    termination_source: str | None = None
     categories: list[str] = Field(default_factory=list)
     retryable: bool = False
     message: str = ""
