@@ -252,7 +252,7 @@ def _job_set(queue: str, job_set: str, verb: str) -> str:
 
 
 class calls:  # a namespace: `calls.get(job_id)` reads as the operation it builds
-    """Every API operation as a `Call` (PRODUCT.md §12)."""
+    """Every API operation as a `Call` (the HTTP API; its reference is `/docs` on a server)."""
 
     @staticmethod
     def submit(spec: Json) -> Call[Json]:
