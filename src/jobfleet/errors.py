@@ -86,7 +86,7 @@ _PHRASES = (
     ("Value error, ", ""),
     ("Assertion failed, ", ""),
     ("Field required", "is required"),
-    ("Extra inputs are not permitted", "is not a field of this object"),
+    ("Extra inputs are not permitted", "unknown field"),
     ("Input should be ", "must be "),
     ("String should ", "must "),
     ("List should ", "must "),

@@ -174,7 +174,7 @@ def test_priority_class_help_is_current() -> None:
         ("Input should be greater than 0", "must be greater than 0"),
         ("Value error, malformed memory quantity '5Q'", "malformed memory quantity '5Q'"),
         ("Field required", "is required"),
-        ("Extra inputs are not permitted", "is not a field of this object"),
+        ("Extra inputs are not permitted", "unknown field"),
         ("String should have at most 128 characters", "must have at most 128 characters"),
         ("command needs at least a program name", "command needs at least a program name"),
     ],
