@@ -94,3 +94,56 @@ def test_the_config_error_transcripts_are_what_up_prints(tmp_path: Path) -> None
             assert done.stderr.strip() == shown.strip(), block.where
             checked += 1
     assert checked == 2
+
+
+def _commands() -> list[tuple[str, Any]]:
+    import click
+
+    from jobfleet.cli.main import cli
+
+    out: list[tuple[str, Any]] = []
+
+    def walk(group: click.Group, prefix: str) -> None:
+        for name, command in sorted(group.commands.items()):
+            if isinstance(command, click.Group):
+                walk(command, f"{prefix}{name} ")
+            else:
+                out.append((f"{prefix}{name}", command))
+
+    walk(cli, "")
+    return out
+
+
+def test_every_command_and_option_is_documented() -> None:
+    """Each command is in the docs; where docs/cli.md has a section for it, that section names
+    each of its options."""
+    import click
+
+    root = STATES_MD.parent
+    cli_md = (root / "cli.md").read_text(encoding="utf-8")
+    everything = "\n".join(
+        p.read_text(encoding="utf-8") for p in [root.parent / "README.md", *root.glob("*.md")]
+    )
+    sections = {}
+    for part in cli_md.split("\n## ")[1:]:
+        heading, _, body = part.partition("\n")
+        for name in re_commands(heading):
+            sections[name] = body
+    missing = []
+    for path, command in _commands():
+        if f"jobfleet {path}" not in everything:
+            missing.append(path)
+            continue
+        body = sections.get(path)
+        if body is None:
+            continue
+        for param in command.params:
+            if isinstance(param, click.Option) and not any(o in body for o in param.opts):
+                missing.append(f"{path} {max(param.opts, key=len)}")
+    assert missing == [], missing
+
+
+def re_commands(heading: str) -> list[str]:
+    import re
+
+    return re.findall(r"`jobfleet ([a-z][a-z -]*[a-z])`", heading)
