@@ -438,7 +438,7 @@ def job_spec(spec: object, fields: Mapping[str, Any], what: str = "submit()") ->
     if resources:
         given = out.get("resources")
         out["resources"] = {**(dict(given) if isinstance(given, Mapping) else {}), **resources}
-    if "command" not in out:
+    if spec is None and "command" not in out:  # a spec's own fields are the server's to check
         raise TypeError(f"{what} needs a command, e.g. submit(['echo', 'hi'])")
     return out
 
