@@ -21,11 +21,12 @@ import pytest
 
 from tests.docs_examples import PAGES, ROOT, Block, blocks, python_script, runnable, shell_script
 from tests.e2e.conftest import Fleet, finish, new_fleet
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 
 DOCS_SERVER = "127.0.0.1:8360"
-PAGE_TIMEOUT = 60.0
+PAGE_TIMEOUT = 90.0  # one page under a loaded CI host; the whole module takes ~40-90 s
 SETTLE_TIMEOUT = 15.0
 UNSETTLED = {"WAITING", "QUEUED", "SCHEDULED", "LEASED"}
 MAX_SKIPPED = 8
@@ -158,3 +159,15 @@ def test_blocks_that_do_not_run_say_why_and_are_few() -> None:
         ("sh", "needs a GPU"),
         ("python", None),
     ]
+
+
+def test_up_logs_its_start_in_words(docs_fleet: Fleet) -> None:
+    """The start-up lines a newcomer reads under the banner are sentences, not Python dicts."""
+
+    def isolation_line() -> str | None:
+        lines = docs_fleet.output().splitlines()
+        return next((ln for ln in lines if " isolation: " in ln), None)
+
+    line = wait_for(isolation_line, timeout=15, what="the worker's isolation line")
+    assert "{" not in line and "': " not in line, line
+    assert "jobfleet is up on" in docs_fleet.output()
