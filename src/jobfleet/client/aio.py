@@ -27,6 +27,7 @@ from jobfleet.client.core import (
     Params,
     R,
     ServerUnreachable,
+    SpecLike,
     calls,
     deadline_after,
     ended,
@@ -77,7 +78,7 @@ class AsyncClient(BaseClient):
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    async def submit(self, spec: object = None, /, **fields: Any) -> Job:
+    async def submit(self, spec: SpecLike = None, /, **fields: Any) -> Job:
         """Submit one job: a command and keyword arguments, or a spec (see `Client.submit`)."""
         return self._codec.job(await self._send(calls.submit(job_spec(spec, fields))))
 

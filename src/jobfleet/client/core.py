@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -41,8 +41,14 @@ from jobfleet.errors import (
     Unauthorized,
 )
 
+if TYPE_CHECKING:
+    from jobfleet.models import JobSpec
+
 Json = dict[str, Any]
 JsonList = list[dict[str, Any]]
+# what `submit` takes: a command (argv; a string only with shell=True), a spec, or None when
+# the keywords hold the command
+SpecLike: TypeAlias = "JobSpec | Mapping[str, Any] | Sequence[str] | None"
 Params = dict[str, str | list[str]]
 R = TypeVar("R")
 

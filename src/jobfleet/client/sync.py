@@ -35,6 +35,7 @@ from jobfleet.client.core import (
     R,
     RequestFailed,
     ServerUnreachable,
+    SpecLike,
     WaitTimeout,
     calls,
     deadline_after,
@@ -99,7 +100,7 @@ class SyncClient(BaseClient, Generic[JobT, PageT, EventT, EntryT]):
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    def submit(self, spec: object = None, /, **fields: Any) -> JobT:
+    def submit(self, spec: SpecLike = None, /, **fields: Any) -> JobT:
         """Submit one job: a command and keyword arguments, or a spec (a dict or `JobSpec`).
 
         `submit(["python", "train.py"], cpu=2, memory="4Gi", queue="ml")`; keywords are the
