@@ -142,6 +142,18 @@ def test_submit_wait_cuts_long_output_and_says_where_the_rest_is() -> None:
     assert "no output on stdout" in quiet.stdout
 
 
+def test_submit_wait_whose_log_cannot_be_read_still_exits_by_the_jobs_end() -> None:
+    class NoLogs(Server):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/logs"):
+                return httpx.Response(503, text="down")
+            return super().__call__(request)
+
+    result = run(["submit", "--wait", "--", "true"], NoLogs(""))
+    assert result.exit_code == 0, result.output
+    assert "its output: jobfleet logs J1" in result.stdout
+
+
 def test_submit_working_dir_is_sent_absolute(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

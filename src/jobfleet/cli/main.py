@@ -218,12 +218,16 @@ def show_output(client: Client, job: Json) -> None:
     """The end of the last run's stdout, after the job (what `submit --wait` ran printed)."""
     if not job.get("runs"):
         return
-    text = client.logs(job["id"], "stdout")
-    lines = text.splitlines()
     console = output.console()
+    try:
+        lines = client.logs(job["id"], "stdout").splitlines()
+    except JobfleetError as exc:  # the job's end decides the exit status, not its log
+        console.print(f"\nits output: jobfleet logs {job['id']} ({exc})", markup=False)
+        return
     if not lines:
         console.print(
-            f"\nno output on stdout (its stderr: jobfleet logs {job['id']} --stream stderr)"
+            f"\nno output on stdout (its stderr: jobfleet logs {job['id']} --stream stderr)",
+            markup=False,
         )
         return
     shown = lines[-OUTPUT_LINES:]
