@@ -170,4 +170,19 @@ def test_up_logs_its_start_in_words(docs_fleet: Fleet) -> None:
 
     line = wait_for(isolation_line, timeout=15, what="the worker's isolation line")
     assert "{" not in line and "': " not in line, line
-    assert "jobfleet is up on" in docs_fleet.output()
+
+
+def test_the_readme_shows_the_banner_up_prints(docs_fleet: Fleet) -> None:
+    """The README's `jobfleet up` transcript, with this server's address, data directory and
+    token in place of the README's, is what `up` printed."""
+    [shown] = [
+        b.code
+        for b in blocks(ROOT / "README.md")
+        if b.lang == "console" and b.code.startswith("$ .venv/bin/jobfleet up")
+    ]
+    data = "/home/you/.local/share/jobfleet"
+    printed = docs_fleet.output()
+    for line in shown.splitlines()[1:]:
+        line = line.replace(f"http://{DOCS_SERVER}", docs_fleet.url)
+        line = line.replace(data, str(docs_fleet.data_dir)).replace("jf_…", docs_fleet.token)
+        assert line in printed, f"README.md says {line!r}; up printed:\n{printed}"
