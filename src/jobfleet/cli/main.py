@@ -303,6 +303,7 @@ def get(state: CliState, job_id: str, fmt: str) -> None:
     type=click.IntRange(min=1),
     default=100,
     show_default=True,
+    metavar="N",
     help="at most N jobs",
 )
 @click.option("--all", "all_", is_flag=True, help="every matching job, page after page")
