@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from jobfleet.errors import ConfigError
+from jobfleet.errors import ConfigError, plain_message
 from jobfleet.failures import RetryPolicy
 from jobfleet.failures.classifier import Classifier, ErrorCategory, duplicate_names
 from jobfleet.failures.policy import Backoff
@@ -271,7 +271,7 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
 def _error_line(loc: tuple[int | str, ...], msg: str) -> str:
     """`path: message`. A validator's message may continue the path (`[1].name: ...`) or,
     from a whole-model check, carry all of it (`retry.rules[0].on_categories: ...`)."""
-    msg = msg.removeprefix("Value error, ")
+    msg = plain_message(msg)
     where = format_loc(loc)
     if msg.startswith("[") or (not where and re.match(r"^[a-z_]+[.\[]", msg)):
         return where + msg

@@ -79,3 +79,32 @@ class NotLeader(ServiceUnavailable):
     """This scheduler is no longer the leader: another one took over; it must stop acting."""
 
     title = "Not the leader"
+
+
+_NAME_PATTERN = "String should match pattern '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$'"
+_PHRASES = (
+    ("Value error, ", ""),
+    ("Assertion failed, ", ""),
+    ("Field required", "is required"),
+    ("Extra inputs are not permitted", "unknown field"),
+    ("Input should be ", "must be "),
+    ("String should ", "must "),
+    ("List should ", "must "),
+    ("Dictionary should ", "must "),
+    ("Value should ", "must "),
+)
+
+
+def plain_message(msg: str) -> str:
+    """A validation message as a sentence for people: pydantic's "Input should be greater than
+    0" → "must be greater than 0", "Value error, malformed memory quantity" → "malformed memory
+    quantity"; a message of our own is kept as it is."""
+    if msg.startswith(_NAME_PATTERN):
+        return (
+            "must be a name: letters, digits, '.', '_' and '-', starting with a letter or a "
+            "digit, at most 63 characters"
+        )
+    for prefix, plain in _PHRASES:
+        if msg.startswith(prefix):
+            return plain + msg[len(prefix) :]
+    return msg

@@ -75,12 +75,11 @@ def parse_memory(value: str | int | float) -> int:
 
 
 def format_memory(n: int) -> str:
+    """As people write it: the largest unit, whole or to one decimal (23.5Gi, 256Mi, 1.5Gi)."""
     for unit, size in (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
-        if n >= size and n % size == 0:
-            return f"{n // size}{unit}"
-    for unit, size in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
         if n >= size:
-            return f"{n / size:.1f}{unit}"
+            value = n / size
+            return f"{value:.0f}{unit}" if value.is_integer() else f"{value:.1f}{unit}"
     return str(n)
 
 

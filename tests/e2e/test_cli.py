@@ -98,6 +98,36 @@ def test_submit_wait_exit_status_follows_the_jobs_end(shared_fleet: Fleet) -> No
     assert "Traceback" not in bad.stderr
 
 
+def test_submit_wait_shows_what_the_job_printed(shared_fleet: Fleet) -> None:
+    out = ok(shared_fleet.cli("submit", "--wait", "--job-set", job_set(), "--", "echo", "hello"))
+    assert out.rstrip().endswith("Output (stdout)\nhello"), out
+
+
+def test_get_tells_an_earlier_attempts_failure_and_its_stderr_tail(
+    shared_fleet: Fleet, tmp_path: Path
+) -> None:
+    """While a failed job waits out its retry backoff, `get` shows the failure as the earlier
+    attempt's, its last words labelled as the stderr tail they are."""
+    spec = {
+        "command": ["sh", "-c", "echo 'ValueError: bad row 7' >&2; exit 3"],
+        "job_set": job_set(),
+        "retry": {"max_retries": 1, "backoff": {"initial": "10m"}},
+    }
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(spec))
+    job_id = ok(shared_fleet.cli("submit", "-f", str(tmp_path / "job.yaml"))).strip()
+    wait_for(
+        lambda: shared_fleet.job(job_id)["failure"] is not None,
+        timeout=20,
+        what="the first attempt to fail",
+    )
+    out = ok(shared_fleet.cli("get", job_id))
+    shared_fleet.cli("cancel", job_id)  # during the backoff (it may have ended since)
+    assert re.search(r"Last failure +EXIT_NONZERO \(exit 3\)", out), out
+    assert "(attempt 1; the job was retried)" in out
+    assert re.search(r"Stderr \(last lines\) +.*ValueError: bad row 7", out), out
+    assert "Termination message" not in out and "Cancel requested" not in out
+
+
 def test_submit_json_then_get_and_list(shared_fleet: Fleet) -> None:
     js = job_set()
     job = json.loads(ok(shared_fleet.cli("submit", "-o", "json", "--job-set", js, "--", "true")))

@@ -59,7 +59,7 @@ def test_a_killed_worker_process_is_replaced_and_its_job_runs_again(
         done = fleet.wait_state(job_id, "SUCCEEDED", timeout=30)
         assert [r["state"] for r in done["runs"]] == ["LOST", "SUCCEEDED"]
         assert done["runs"][0]["failure"]["condition"] == "LEASE_EXPIRED"
-        events = fleet.client().events(job_id)
+        events = fleet.client().job_events(job_id)
         requeued = [e for e in events if e["type"] == "requeued"]
         assert [e["cause"] for e in requeued] == ["lease_expired"]
         wait_for(lambda: not pgrep(f"sleep {marker}"), what="the orphaned sleep to be killed")

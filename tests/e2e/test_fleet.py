@@ -38,7 +38,7 @@ FIRST_RUN_HANGS = 'if [ "$JOBFLEET_ATTEMPT" = 1 ]; then sleep 60; fi'
 
 def requeues(c: Cluster, job_id: str) -> list[dict[str, Any]]:
     with c.client() as client:
-        return [e for e in client.events(job_id) if e["type"] == "requeued"]
+        return [e for e in client.job_events(job_id) if e["type"] == "requeued"]
 
 
 def running_on(c: Cluster, job_id: str) -> dict[str, Any]:

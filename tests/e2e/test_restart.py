@@ -125,7 +125,7 @@ def test_jobs_survive_a_restart_of_up(
                 fleet.wait_state(job_id, *TERMINAL, timeout=20)
                 assert c.get(job_id)["state"] == "SUCCEEDED", c.get(job_id)
             job = c.get(sleeper)
-            events = c.events(sleeper)
+            events = c.job_events(sleeper)
             left = [j for j in c.iter_jobs(job_set=js) if j["state"] not in TERMINAL]
         assert left == []
         wait_for(

@@ -102,7 +102,7 @@ def test_an_urgent_job_preempts_low_jobs_each_with_exactly_one_event(fleet: Flee
             assert done["runs"][0]["worker"]
             preemptions = {}
             for j in low:
-                evs = c.events(j["id"])
+                evs = c.job_events(j["id"])
                 preemptions[j["id"]] = [
                     e
                     for e in evs

@@ -154,6 +154,15 @@ def test_bad_input_is_422_naming_the_field_and_stores_nothing(
     assert api.store.count_jobs(JobFilter()) == before
 
 
+def test_a_422_reads_like_a_sentence_naming_the_field(api: Api) -> None:
+    r = api.http.post("/v1/jobs", json={"command": ["x"], "resources": {"cpu": 0}})
+    assert r.json()["detail"] == "resources.cpu: must be greater than 0"
+    r = api.http.post("/v1/jobs", json={"command": ["x"], "resources": {"memory": "5Q"}})
+    assert r.json()["detail"].startswith("resources.memory: malformed memory quantity")
+    r = api.http.post("/v1/queues", json={"name": "q", "weight": -1})
+    assert r.status_code == 422 and "Input should" not in r.text and "Value error" not in r.text
+
+
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'"a string"', b"\xff\xfe"])
 def test_a_body_that_is_not_a_json_object_is_422(api: Api, raw: bytes) -> None:
     r = api.http.post("/v1/jobs", content=raw, headers={"content-type": "application/json"})

@@ -40,7 +40,7 @@ def test_get_shows_the_failure_categories_and_raised_memory() -> None:
     assert "EXIT_NONZERO (exit 2): the process exited with code 2" in text
     assert "[categories: bad-input, disk]" in text and "[not retryable]" in text
     assert "bad row 7" in text
-    assert "memory raised to 1536Mi by the retry policy" in text
+    assert "memory raised to 1.5Gi by the retry policy" in text
 
 
 def test_memory_as_asked_has_no_note() -> None:

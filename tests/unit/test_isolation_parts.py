@@ -127,6 +127,18 @@ def test_weak_isolation_is_spelled_out() -> None:
     assert iso.info()["backend"] == "rlimits" and iso.info()["oom_detection"] is False
 
 
+def test_the_start_up_line_reads_as_words_not_a_dict() -> None:
+    from jobfleet.worker.isolation import Isolation
+    from jobfleet.worker.isolation.rlimits import Rlimits
+
+    weak = Isolation(Rlimits(), Namespaces(why_not="refused"), skipped={"cgroup2": "no memory"})
+    assert weak.summary().endswith(", no namespaces; not usable: cgroup2 (no memory)")
+    assert weak.summary().startswith("rlimits")
+    strong = Isolation(Rlimits(), Namespaces(pid=True, net=True), sealed=True)
+    assert strong.summary().endswith(", PID and network namespaces, sealed")
+    assert "{" not in weak.summary() + strong.summary()
+
+
 def test_configured_gpu_count_and_devices_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     from jobfleet.worker.isolation.gpus import gpu_devices
 

@@ -7,6 +7,7 @@ line, `error: <message>`, on stderr and exit status 2 (1 for a job that did not 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -101,6 +102,10 @@ def _pairs(what: str) -> Callable[[click.Context, click.Parameter, Sequence[str]
     return callback
 
 
+def _absolute(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else os.path.abspath(os.path.expanduser(value))
+
+
 @click.group(cls=JobfleetGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--server", metavar="URL", help="jobfleet server (else JOBFLEET_SERVER, profile)")
 @click.option("--token", metavar="T", help="bearer token (else JOBFLEET_TOKEN, profile)")
@@ -129,7 +134,7 @@ def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
 @click.option(
     "--priority-class",
     metavar="C",
-    help="named priority class (stored; preemption by class is not built yet)",
+    help="a configured priority class: placed before lower classes, may preempt them",
 )
 @click.option("--timeout", metavar="D", help="deadline of one run, e.g. 30m, 1h30m")
 @click.option("--retries", type=click.IntRange(min=0), metavar="N", help="max retries")
@@ -142,8 +147,19 @@ def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
 @click.option(
     "--env", multiple=True, metavar="K=V", callback=_pairs("environment variable"), help="env var"
 )
+@click.option(
+    "--working-dir",
+    metavar="DIR",
+    callback=_absolute,
+    help="directory to run in, on the worker (a relative one is made absolute from here); "
+    "default: a fresh one",
+)
 @click.option("--shell", is_flag=True, help="run the command as one string through /bin/sh")
-@click.option("--wait", is_flag=True, help="wait until the job ends; exit 0 only if SUCCEEDED")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="wait until the job ends, then show it and its output; exit 0 only if SUCCEEDED",
+)
 @OUTPUT
 @click.option(
     "-f",
@@ -190,7 +206,37 @@ def submit(
         click.echo(f"submitted {job['id']}; waiting for it to finish...", err=True)
     job = client.wait(job["id"])
     show_job(job, fmt)
+    if fmt == "table":
+        show_output(client, job)
     ctx.exit(0 if job["state"] == "SUCCEEDED" else 1)
+
+
+OUTPUT_LINES = 50
+
+
+def show_output(client: Client, job: Json) -> None:
+    """The end of the last run's stdout, after the job (what `submit --wait` ran printed)."""
+    if not job.get("runs"):
+        return
+    console = output.console()
+    try:
+        lines = client.logs(job["id"], "stdout").splitlines()
+    except JobfleetError as exc:  # the job's end decides the exit status, not its log
+        console.print(f"\nits output: jobfleet logs {job['id']} ({exc})", markup=False)
+        return
+    if not lines:
+        console.print(
+            f"\nno output on stdout (its stderr: jobfleet logs {job['id']} --stream stderr)",
+            markup=False,
+        )
+        return
+    shown = lines[-OUTPUT_LINES:]
+    head = "Output (stdout)"
+    if len(shown) < len(lines):
+        head += f", last {len(shown)} of {len(lines)} lines (all: jobfleet logs {job['id']})"
+    console.print(f"\n{head}", style="bold", markup=False, highlight=False)
+    sys.stdout.flush()
+    click.echo("\n".join(shown))
 
 
 def _read_file(path: str) -> str:
@@ -238,14 +284,28 @@ def get(state: CliState, job_id: str, fmt: str) -> None:
 
 
 @cli.command("list")
-@click.option("--queue", metavar="Q")
-@click.option("--job-set", metavar="S")
-@click.option("--state", "state_", metavar="S", help="e.g. RUNNING")
+@click.option("--queue", metavar="Q", help="only jobs of this queue")
+@click.option("--job-set", metavar="S", help="only jobs of this job set")
+@click.option("--state", "state_", metavar="S", help="only jobs in this state, e.g. running")
 @click.option(
-    "--label", "labels", multiple=True, metavar="k=v", callback=_pairs("label"), help="has label"
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="k=v",
+    callback=_pairs("label"),
+    help="only jobs with this label (repeatable: all must match)",
 )
-@click.option("-q", "text", metavar="TEXT", help="search text")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "-q", "text", metavar="TEXT", help="only jobs whose id, job set, command or labels hold TEXT"
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    metavar="N",
+    help="at most N jobs",
+)
 @click.option("--all", "all_", is_flag=True, help="every matching job, page after page")
 @OUTPUT
 @click.pass_obj
@@ -357,7 +417,7 @@ def _cancel_job(client: Client, job_id: str, reason: str | None, fmt: str) -> No
 def events(state: CliState, job_id: str, follow: bool, fmt: str) -> None:
     """A job's events, oldest first (-o json: one JSON object per line)."""
     client = state.client()
-    past = client.events(job_id)
+    past = client.job_events(job_id)
     if fmt != "json":
         click.echo(output.event_header())
     for event in past:
@@ -365,7 +425,7 @@ def events(state: CliState, job_id: str, follow: bool, fmt: str) -> None:
     if not follow or (past and past[-1].get("state") in TERMINAL_STATES):
         return
     after = max((int(e["id"]) for e in past), default=0)
-    with closing(client.watch(job_id=job_id, after=after)) as stream:
+    with closing(client.events(job_id=job_id, after=after)) as stream:
         for event in stream:
             if event.get("job_id") != job_id:
                 continue

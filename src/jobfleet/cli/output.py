@@ -214,6 +214,56 @@ def actions_text(actions: Sequence[Json]) -> Text:
     return text if text else Text("none")
 
 
+def labels_text(labels: Any) -> str:
+    if not isinstance(labels, Mapping) or not labels:
+        return "-"
+    return ", ".join(f"{k}={v}" for k, v in labels.items())
+
+
+def timeout_text(spec: Json) -> str:
+    timeout = spec.get("timeout")
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+        return "none"
+    return format_duration(float(timeout))
+
+
+LAST_WORDS_LABELS = {
+    "stderr": "Stderr (last lines)",
+    "termination_log": "Termination message",
+}
+
+
+def _failure_rows(job: Json) -> list[tuple[str, str]]:
+    """The latest failure: as the job's own when it ended with it, else as an earlier
+    attempt's (a job running again after a retry has not failed now)."""
+    failure = job.get("failure")
+    if not failure:
+        return []
+    runs = job.get("runs") or []
+    mine = [r for r in runs if r.get("failure") == failure]
+    current = job.get("state") in TERMINAL_STATES and (not runs or runs[-1] in mine)
+    label, text = "Failure", failure_text(failure)
+    if not current:
+        label = "Last failure"
+        attempt = f"attempt {mine[-1].get('attempt')}" if mine else "an earlier attempt"
+        text = f"{text} ({attempt}; the job was retried)"
+    rows = [(label, text)]
+    words = failure.get("termination_message")
+    if words:
+        source = LAST_WORDS_LABELS.get(str(failure.get("termination_source")))
+        rows.append((source or "Termination message or stderr", str(words).rstrip()))
+    return rows
+
+
+def _requested(job: Json) -> str | None:
+    if job.get("state") in TERMINAL_STATES:
+        return None
+    asked = [n for n in ("cancel", "preempt") if job.get(f"{n}_requested")]
+    if not asked:
+        return None
+    return " and ".join(asked) + " (its worker is stopping the run)"
+
+
 def job_view(job: Json, now: datetime) -> RenderableType:
     """The human view of one job (`jobfleet get`)."""
     spec = job.get("spec") or {}
@@ -223,7 +273,6 @@ def job_view(job: Json, now: datetime) -> RenderableType:
     priority = str(job.get("priority", 0))
     if job.get("priority_class"):
         priority += f" (class {job['priority_class']})"
-    failure = job.get("failure")
     rows: list[tuple[str, str | Text]] = [
         ("ID", str(job.get("id", ""))),
         ("State", state_text(job.get("state"))),
@@ -231,14 +280,21 @@ def job_view(job: Json, now: datetime) -> RenderableType:
         ("Job set", str(job.get("job_set", ""))),
         ("Priority", priority),
         ("Command", command_text(spec)),
-        ("Resources", resources_text(spec) + _raised_memory(spec, job)),
-        ("Attempt", str(job.get("attempt", 0))),
-        ("Cancel requested", "yes" if job.get("cancel_requested") else "no"),
-        ("Scheduling reason", str(job.get("scheduling_reason") or "-")),
-        ("Failure", failure_text(failure)),
     ]
-    if failure and failure.get("termination_message"):
-        rows.append(("Termination message", str(failure["termination_message"]).rstrip()))
+    if spec.get("working_dir"):
+        rows.append(("Working dir", str(spec["working_dir"])))
+    rows += [
+        ("Resources", resources_text(spec) + _raised_memory(spec, job)),
+        ("Timeout", timeout_text(spec)),
+        ("Labels", labels_text(job.get("labels") or spec.get("labels"))),
+        ("Attempt", str(job.get("attempt", 0))),
+    ]
+    requested = _requested(job)
+    if requested:
+        rows.append(("Requested", requested))
+    if job.get("scheduling_reason"):
+        rows.append(("Scheduling reason", str(job["scheduling_reason"])))
+    rows += _failure_rows(job)
     rows += [
         ("Created", format_time(job.get("created_at"))),
         ("Updated", format_time(job.get("updated_at"))),

@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from jobfleet.client.sync import format_loc
-from jobfleet.errors import InvalidInput
+from jobfleet.errors import InvalidInput, plain_message
 
 BATCH_SIZE = 1000
 MAX_LISTED_ERRORS = 20
@@ -42,6 +42,7 @@ def build_spec(
     after: Sequence[str] = (),
     client_id: str | None = None,
     network: str | None = None,
+    working_dir: str | None = None,
     labels: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -62,6 +63,7 @@ def build_spec(
         "timeout": timeout,
         "client_id": client_id,
         "network": network,
+        "working_dir": working_dir,
     }
     spec.update({k: v for k, v in plain.items() if v is not None})
     if retries is not None:
@@ -125,7 +127,10 @@ def validate_specs(specs: Sequence[Mapping[str, Any]], source: str = "jobs file"
             JobSpec.model_validate(spec)
         except ValidationError as exc:
             bad += 1
-            errors += [{"loc": ["jobs", i, *e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+            errors += [
+                {"loc": ["jobs", i, *e["loc"]], "msg": plain_message(e["msg"])}
+                for e in exc.errors()
+            ]
     if not errors:
         return
     lines = [f"  {format_loc(e['loc'])}: {e['msg']}" for e in errors[:MAX_LISTED_ERRORS]]

@@ -1,14 +1,14 @@
 """The SDK's `AsyncClient`: the surface of `Client`, on `httpx.AsyncClient`, for asyncio code.
 
-Error mapping, parameter encoding and the event-stream resume rules are the sync client's
-(`client/sync.py`); only the I/O differs.
+A thin shell over the core (`client/core.py`), like the blocking one in `client/sync.py`: the
+requests, the answers' parsing, the error mapping and the stream resume state are the core's;
+only the I/O is here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -16,34 +16,40 @@ from typing import Any
 
 import httpx
 
-from jobfleet.client.models import Event, HistoryEntry, Job, JobPage
-from jobfleet.client.profile import resolve
-from jobfleet.client.sse import SSEParser, aiter_lines
-from jobfleet.client.sync import (
+from jobfleet.client.core import (
     TERMINAL_STATES,
+    TYPED,
+    BaseClient,
+    Call,
+    EventResume,
     Json,
+    JsonList,
     Params,
-    RequestFailed,
+    R,
     ServerUnreachable,
-    _check_deadline,
-    _event_data,
-    _is_int,
-    _items,
-    _job_path,
-    _log_line,
-    _params,
-    _read_timeout,
-    _reconnect_delay,
-    _seg,
+    SpecLike,
+    calls,
+    deadline_after,
+    ended,
     error_from_response,
+    items,
+    job_spec,
+    job_specs,
+    last_event_id,
+    log_follow,
+    params,
+    transport_error,
+    waited_for,
 )
+from jobfleet.client.models import Event, HistoryEntry, Job, JobPage
+from jobfleet.client.sse import aiter_lines
 from jobfleet.errors import ServiceUnavailable
 
 
-class AsyncClient:
-    """An asyncio connection to one jobfleet server (same defaults as `Client`)."""
+class AsyncClient(BaseClient):
+    """An asyncio connection to one jobfleet server (same defaults and methods as `Client`)."""
 
-    reconnect_window = 60.0  # how long `events` keeps trying to reach a vanished server
+    _codec = TYPED
 
     def __init__(
         self,
@@ -53,14 +59,8 @@ class AsyncClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.server, self.token = resolve(server, token)
-        self.timeout = timeout
-        headers = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        self._http = httpx.AsyncClient(
-            base_url=self.server, headers=headers, timeout=timeout, transport=transport
-        )
+        super().__init__(server, token, timeout)
+        self._http = httpx.AsyncClient(**self._http_options(), transport=transport)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -76,24 +76,20 @@ class AsyncClient:
     ) -> None:
         await self.aclose()
 
-    def __repr__(self) -> str:
-        return f"AsyncClient(server={self.server!r})"
-
     # -- jobs ---------------------------------------------------------------------------------
 
-    async def submit(self, spec: Mapping[str, Any]) -> Job:
-        job: Job = Job.parse(await self._json("POST", "/v1/jobs", json=dict(spec)))
-        return job
+    async def submit(self, spec: SpecLike = None, /, **fields: Any) -> Job:
+        """Submit one job: a command and keyword arguments, or a spec (see `Client.submit`)."""
+        return self._codec.job(await self._send(calls.submit(job_spec(spec, fields))))
 
     async def submit_many(self, specs: Sequence[Mapping[str, Any]]) -> builtins.list[Job]:
         if not specs:
             return []
-        answer = await self._json("POST", "/v1/jobs", json={"jobs": [dict(s) for s in specs]})
-        return [Job.parse(j) for j in _items(answer, "jobs")]
+        answer = await self._send(calls.submit_many(job_specs(specs)))
+        return [self._codec.job(j) for j in answer]
 
     async def get(self, job_id: str) -> Job:
-        job: Job = Job.parse(await self._json("GET", _job_path(job_id)))
-        return job
+        return self._codec.job(await self._send(calls.get(job_id)))
 
     async def list(
         self,
@@ -105,10 +101,8 @@ class AsyncClient:
         limit: int = 100,
         cursor: str | None = None,
     ) -> JobPage:
-        params = _params(queue=queue, job_set=job_set, state=state, label=label, q=q, cursor=cursor)
-        params["limit"] = str(limit)
-        page: JobPage = JobPage.parse(await self._json("GET", "/v1/jobs", params=params))
-        return page
+        call = calls.list(queue, job_set, state, label, q, limit, cursor)
+        return self._codec.page(await self._send(call))
 
     async def iter_jobs(
         self,
@@ -122,60 +116,76 @@ class AsyncClient:
         """Every matching job, page after page."""
         cursor: str | None = None
         while True:
-            page = await self.list(queue, job_set, state, label, q, page_size, cursor)
-            for job in page.items:
-                yield job
-            cursor = page.next_cursor
+            call = calls.list(queue, job_set, state, label, q, page_size, cursor)
+            page = await self._send(call)
+            for job in items(page):
+                yield self._codec.job(job)
+            cursor = page.get("next_cursor")
             if not cursor:
                 return
 
     async def cancel(self, job_id: str, reason: str | None = None) -> Job:
-        body = {"reason": reason} if reason else None
-        return await self._job("POST", f"{_job_path(job_id)}/cancel", json=body)
+        return self._codec.job(await self._send(calls.cancel(job_id, reason)))
 
     async def cancel_job_set(
         self, queue: str, job_set: str, states: Sequence[str] | None = None
     ) -> dict[str, int]:
-        path = f"/v1/job-sets/{_seg(queue)}/{_seg(job_set)}/cancel"
-        body = {"states": [*states]} if states else None
-        return {k: int(v) for k, v in (await self._json("POST", path, json=body)).items()}
+        return await self._send(calls.cancel_job_set(queue, job_set, states))
 
     async def reprioritize(self, job_id: str, priority: int) -> Job:
-        body = {"priority": priority}
-        return await self._job("POST", f"{_job_path(job_id)}/reprioritize", json=body)
+        return self._codec.job(await self._send(calls.reprioritize(job_id, priority)))
+
+    async def reprioritize_job_set(self, queue: str, job_set: str, priority: int) -> dict[str, int]:
+        return await self._send(calls.reprioritize_job_set(queue, job_set, priority))
 
     async def preempt(self, job_id: str) -> Job:
-        return await self._job("POST", f"{_job_path(job_id)}/preempt")
+        return self._codec.job(await self._send(calls.preempt(job_id)))
 
     async def retry(self, job_id: str) -> Job:
-        return await self._job("POST", f"{_job_path(job_id)}/retry")
-
-    async def job_events(self, job_id: str) -> builtins.list[Event]:
-        answer = await self._json("GET", f"{_job_path(job_id)}/events")
-        return [Event.parse(e) for e in _items(answer)]
-
-    async def history(self, job_id: str) -> builtins.list[HistoryEntry]:
-        answer = await self._json("GET", f"{_job_path(job_id)}/history")
-        return [HistoryEntry.parse(e) for e in _items(answer)]
+        return self._codec.job(await self._send(calls.retry(job_id)))
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """The job once it is terminal; `WaitTimeout` after `timeout` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        job = await self.get(job_id)
-        if job.terminal:
-            return job
-        past = await self.job_events(job_id)
-        if past and past[-1].state in TERMINAL_STATES:
-            return await self.get(job_id)
-        after = max((e.id for e in past), default=0)
-        stream = self._follow(_params(job_id=job_id), after, deadline)
-        try:
-            async for event in stream:
-                if event["job_id"] == job_id and event.get("state") in TERMINAL_STATES:
-                    return await self.get(job_id)
-        finally:
-            await stream.aclose()
-        raise AssertionError("unreachable: the event stream never ends")  # pragma: no cover
+        deadline = deadline_after(timeout)
+        job = await self._send(calls.get(job_id))
+        if job.get("state") not in TERMINAL_STATES:
+            past = await self._send(calls.job_events(job_id))
+            if not ended(past):
+                resume = self._events_resume(params(job_id=job_id), last_event_id(past), deadline)
+                stream = self._follow(resume)
+                try:
+                    async for event in stream:
+                        if waited_for(event, job_id):
+                            break
+                finally:
+                    await stream.aclose()
+            job = await self._send(calls.get(job_id))
+        return self._codec.job(job)
+
+    async def job_events(self, job_id: str) -> builtins.list[Event]:
+        return [self._codec.event(e) for e in await self._send(calls.job_events(job_id))]
+
+    async def history(self, job_id: str) -> builtins.list[HistoryEntry]:
+        return [self._codec.entry(e) for e in await self._send(calls.history(job_id))]
+
+    async def errors(self, job_id: str, limit: int = 100, cursor: str | None = None) -> Json:
+        """One page of the job's failures, newest first: {"items": [...], "next_cursor": ...}."""
+        return await self._send(calls.errors(job_id, limit, cursor))
+
+    async def iter_errors(self, job_id: str, page_size: int = 100) -> AsyncIterator[Json]:
+        """Every failure of every attempt of the job, newest first, page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.errors(job_id, limit=page_size, cursor=cursor)
+            for item in items(page):
+                yield item
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    async def checkpoints(self, job_id: str) -> JsonList:
+        """The job's checkpoints (the latest of each run), newest first."""
+        return await self._send(calls.checkpoints(job_id))
 
     # -- streams ------------------------------------------------------------------------------
 
@@ -189,134 +199,122 @@ class AsyncClient:
         after: int | None = None,
     ) -> AsyncIterator[Event]:
         """Follow the event stream (see `Client.events`): resumes after a dropped connection."""
-        params = _params(job_id=job_id, queue=queue, job_set=job_set, type=type)
-        stream = self._follow(params, after, None)
+        query = params(job_id=job_id, queue=queue, job_set=job_set, type=type)
+        stream = self._follow(self._events_resume(query, after))
         try:
             async for data in stream:
-                yield Event.parse(data)
+                yield self._codec.event(data)
         finally:
             await stream.aclose()
 
-    async def logs(self, job_id: str, stream: str = "stdout", run: str | None = None) -> str:
-        params = _params(stream=stream, run=run)
-        return (await self._request("GET", f"{_job_path(job_id)}/logs", params=params)).text
+    async def logs(
+        self, job_id: str, stream: str = "stdout", run: str | None = None, timestamps: bool = False
+    ) -> str:
+        return await self._send(calls.logs(job_id, stream, run, timestamps))
 
     async def follow_logs(
         self, job_id: str, stream: str = "stdout", run: str | None = None
     ) -> AsyncIterator[str]:
         """Lines of the run's output as they are written; ends when the run is over."""
-        params = _params(stream=stream, run=run, follow="true")
-        async with self._stream(f"{_job_path(job_id)}/logs", params, {}, None) as resp:
-            parser = SSEParser()
-            async for line in aiter_lines(resp.aiter_bytes()):
-                event = parser.feed(line)
-                if event is not None and event.event == "end":
-                    return
-                if event is not None and event.event == "log":
-                    yield _log_line(event)
-        raise RequestFailed("the log stream ended before the run was over")
-
-    async def errors(self, job_id: str, limit: int = 100, cursor: str | None = None) -> Json:
-        """One page of the job's failures, newest first: {"items": [...], "next_cursor": ...}."""
-        params = _params(cursor=cursor)
-        params["limit"] = str(limit)
-        return await self._json("GET", f"{_job_path(job_id)}/errors", params=params)
-
-    async def iter_errors(self, job_id: str, page_size: int = 100) -> AsyncIterator[Json]:
-        """Every failure of every attempt of the job, newest first, page after page."""
-        cursor: str | None = None
+        follow = log_follow(job_id, stream, run)
         while True:
-            page = await self.errors(job_id, limit=page_size, cursor=cursor)
-            for item in _items(page):
-                yield item
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
+            query, headers = follow.connect()
+            broke: str | None = None
+            try:
+                async with self._stream(follow.path, query, headers, None) as response:
+                    async for line in aiter_lines(response.aiter_bytes()):
+                        text = follow.feed(line)
+                        if follow.ended:
+                            return
+                        if text is not None:
+                            yield text
+            except httpx.TransportError as exc:
+                broke = f"the log stream broke off: {exc!r}"
+            await asyncio.sleep(follow.broke(broke))
 
-    async def checkpoints(self, job_id: str) -> builtins.list[Json]:
-        """The job's checkpoints (the latest of each run), newest first."""
-        return _items(await self._json("GET", f"{_job_path(job_id)}/checkpoints"))
+    # -- queues, the fleet, principals ---------------------------------------------------------
+
+    async def list_queues(self) -> JsonList:
+        return await self._send(calls.list_queues())
+
+    async def get_queue(self, name: str) -> Json:
+        return await self._send(calls.get_queue(name))
+
+    async def create_queue(self, name: str, **fields: Any) -> Json:
+        return await self._send(calls.create_queue(name, fields))
+
+    async def update_queue(self, name: str, **changes: Any) -> Json:
+        return await self._send(calls.update_queue(name, changes))
+
+    async def delete_queue(self, name: str) -> None:
+        await self._send(calls.delete_queue(name))
+
+    async def workers(self) -> JsonList:
+        return await self._send(calls.workers())
+
+    async def shards(self) -> JsonList:
+        return await self._send(calls.shards())
+
+    async def create_token(
+        self,
+        name: str,
+        queues: Sequence[str] = (),
+        verbs: Sequence[str] = (),
+        *,
+        admin: bool = False,
+        worker: bool = False,
+    ) -> Json:
+        return await self._send(calls.create_token(name, queues, verbs, admin, worker))
+
+    async def principals(self) -> JsonList:
+        return await self._send(calls.principals())
+
+    async def revoke_token(self, token_id: str) -> Json:
+        return await self._send(calls.revoke_token(token_id))
 
     async def whoami(self) -> Json:
-        return await self._json("GET", "/v1/auth/whoami")
+        return await self._send(calls.whoami())
 
-    # -- plumbing -----------------------------------------------------------------------------
+    # -- I/O ----------------------------------------------------------------------------------
 
-    async def _follow(
-        self, params: Params, after: int | None, deadline: float | None
-    ) -> AsyncGenerator[Json, None]:
-        """Events as dicts; reconnects after the last id seen (the rules of `JsonClient`)."""
-        last, failures, retry_ms = after, 0, None
-        down_since: float | None = None
-        while True:
-            query, headers = dict(params), {}
-            if last is not None:
-                query["after"] = headers["Last-Event-ID"] = str(last)
-            received, parser = False, SSEParser()
-            try:
-                async with self._stream("/v1/events", query, headers, _read_timeout(deadline)) as r:
-                    down_since = None
-                    async for line in aiter_lines(r.aiter_bytes()):
-                        received = True
-                        _check_deadline(deadline)
-                        event = parser.feed(line)
-                        data = None if event is None else _event_data(event, last)
-                        if data is not None:
-                            last = int(data["id"]) if _is_int(data.get("id")) else last
-                            yield data
-            except (ServerUnreachable, ServiceUnavailable):
-                down_since = down_since or time.monotonic()
-                if time.monotonic() - down_since > self.reconnect_window:
-                    raise
-            except httpx.TransportError:
-                pass  # dropped mid-stream: resume from `last`
-            _check_deadline(deadline)
-            failures = 0 if received else failures + 1
-            retry_ms = parser.retry if parser.retry is not None else retry_ms
-            await asyncio.sleep(_reconnect_delay(failures, retry_ms, deadline))
-
-    async def _request(
-        self, method: str, path: str, *, params: Params | None = None, json: Any = None
-    ) -> httpx.Response:
+    async def _send(self, call: Call[R]) -> R:
         try:
-            response = await self._http.request(method, path, params=params, json=json)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise ServerUnreachable(self.server) from exc
+            response = await self._http.request(
+                call.method, call.path, params=call.params, json=call.body
+            )
         except httpx.TransportError as exc:
-            raise RequestFailed(f"request to jobfleet at {self.server} failed: {exc!r}") from exc
+            raise transport_error(self.server, exc) from exc
         if response.is_error:
             raise error_from_response(response)
-        return response
-
-    async def _json(
-        self, method: str, path: str, *, params: Params | None = None, json: Any = None
-    ) -> Json:
-        response = await self._request(method, path, params=params, json=json)
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise RequestFailed(f"{method} {path}: the server's answer is not JSON") from exc
-        if not isinstance(body, dict):
-            raise RequestFailed(f"{method} {path}: expected a JSON object from the server")
-        return body
-
-    async def _job(self, method: str, path: str, *, json: Any = None) -> Job:
-        job: Job = Job.parse(await self._json(method, path, json=json))
-        return job
+        return call.decode(response)
 
     @asynccontextmanager
     async def _stream(
-        self, path: str, params: Params, headers: dict[str, str], read: float | None
+        self, path: str, query: Params, headers: dict[str, str], read: float | None
     ) -> AsyncIterator[httpx.Response]:
-        timeout = httpx.Timeout(self.timeout, read=read)
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", **headers}
+        options = self._stream_options(headers, read)
         try:
-            async with self._http.stream(
-                "GET", path, params=params, headers=headers, timeout=timeout
-            ) as response:
+            async with self._http.stream("GET", path, params=query, **options) as response:
                 if response.is_error:
                     await response.aread()
                     raise error_from_response(response)
                 yield response
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ServerUnreachable(self.server) from exc
+
+    async def _follow(self, resume: EventResume) -> AsyncGenerator[Json, None]:
+        while True:
+            query, headers, read = resume.connect()
+            try:
+                async with self._stream("/v1/events", query, headers, read) as response:
+                    resume.opened()
+                    async for line in aiter_lines(response.aiter_bytes()):
+                        data = resume.feed(line)
+                        if data is not None:
+                            yield data
+            except (ServerUnreachable, ServiceUnavailable):
+                if resume.unreachable():
+                    raise
+            except httpx.TransportError:
+                pass  # dropped mid-stream: resume after the last event seen
+            await asyncio.sleep(resume.closed())

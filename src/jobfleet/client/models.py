@@ -8,7 +8,7 @@ working against a newer server. `raw` is the JSON object exactly as the server s
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
@@ -20,7 +20,7 @@ class Model(BaseModel):
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> Any:
+    def parse(cls, data: dict[str, Any]) -> Self:
         obj = cls.model_validate(data)
         obj._raw = data
         return obj
@@ -38,6 +38,7 @@ class FailureInfo(Model):
     exit_code: int | None = None
     signal: int | None = None
     termination_message: str | None = None
+    termination_source: str | None = None
     categories: list[str] = Field(default_factory=list)
     retryable: bool = False
     message: str = ""

@@ -1,91 +1,77 @@
-"""The synchronous HTTP client: `JsonClient`, over the HTTP API of PRODUCT.md §12.
+"""The blocking shells over the SDK's core (`client/core.py`), on `httpx.Client`.
 
-`JsonClient` returns the server's JSON as is (dicts); the CLI prints that. The SDK's `Client`
-(`client/typed.py`) wraps it and returns typed models. Every error it raises is a
-`jobfleet.errors.JobfleetError`: problem+json answers map to the class
-of their status, and a server that cannot be reached raises `ServerUnreachable`.
+`Client` answers with typed models (`Job`, `Event`, ...); `JsonClient` is the same API answering
+with the server's JSON (dicts), which the CLI prints. Both are one class, `SyncClient`, with a
+different `Codec`: every method below only sends the `Call` the core builds and converts the
+answer. `AsyncClient` (`client/aio.py`) is the same surface for asyncio.
 """
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from types import TracebackType
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Generic, Self
 
 import httpx
 
-from jobfleet.client.profile import resolve
-from jobfleet.client.sse import SSEEvent, SSEParser, iter_lines
-from jobfleet.errors import (
-    Conflict,
-    Forbidden,
-    IllegalTransition,
-    InvalidInput,
-    JobfleetError,
-    NotFound,
-    ServiceUnavailable,
-    Unauthorized,
+from jobfleet.client.core import (
+    JSON,
+    TERMINAL_STATES,
+    TYPED,
+    BaseClient,
+    Call,
+    Codec,
+    EntryT,
+    EventResume,
+    EventT,
+    JobT,
+    Json,
+    JsonList,
+    PageT,
+    Params,
+    R,
+    RequestFailed,
+    ServerUnreachable,
+    SpecLike,
+    WaitTimeout,
+    calls,
+    deadline_after,
+    ended,
+    error_from_response,
+    format_loc,
+    items,
+    job_spec,
+    job_specs,
+    last_event_id,
+    log_follow,
+    params,
+    transport_error,
+    waited_for,
 )
+from jobfleet.client.models import Event, HistoryEntry, Job, JobPage
+from jobfleet.client.sse import iter_lines
+from jobfleet.errors import ServiceUnavailable
 
-Json = dict[str, Any]
-JsonList = list[dict[str, Any]]
-Params = dict[str, str | list[str]]
-
-TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "PREEMPTED"})
-STREAM_READ_TIMEOUT = 45.0  # the server sends a heartbeat at least every 15 s
-MAX_RECONNECT_DELAY = 5.0
-
-
-class ServerUnreachable(JobfleetError):
-    """No connection could be made to the server."""
-
-    status = 503
-    title = "Server unreachable"
-
-    def __init__(self, server: str) -> None:
-        super().__init__(
-            f"cannot reach jobfleet at {server}: is `jobfleet up` running? "
-            "(set --server or JOBFLEET_SERVER)"
-        )
-        self.server = server
+__all__ = [
+    "TERMINAL_STATES",
+    "Client",
+    "JsonClient",
+    "RequestFailed",
+    "ServerUnreachable",
+    "SyncClient",
+    "WaitTimeout",
+    "error_from_response",
+    "format_loc",
+]
 
 
-class RequestFailed(JobfleetError):
-    """The connection was made but the exchange failed (timeout, reset, malformed answer)."""
+class SyncClient(BaseClient, Generic[JobT, PageT, EventT, EntryT]):
+    """A connection to one jobfleet server (see `Client`); `_codec` shapes the answers."""
 
-    status = 502
-    title = "Request failed"
-
-
-class WaitTimeout(JobfleetError, TimeoutError):
-    """`wait` ran out of time before the job reached a terminal state."""
-
-    status = 504
-    title = "Timed out"
-
-
-_STATUS_CLASSES: dict[int, type[JobfleetError]] = {
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    502: ServiceUnavailable,  # from a proxy in front of a restarting server
-    503: ServiceUnavailable,
-    504: ServiceUnavailable,
-}
-
-
-class JsonClient:
-    """A connection to one jobfleet server; answers are the server's JSON objects.
-
-    `server` and `token` default to `JOBFLEET_SERVER` / `JOBFLEET_TOKEN`, then to the profile
-    saved by `jobfleet up`, then (server) to http://127.0.0.1:8360.
-    """
-
-    reconnect_window = 60.0  # how long `watch` keeps trying to reconnect to a vanished server
+    _codec: Codec[JobT, PageT, EventT, EntryT]
 
     def __init__(
         self,
@@ -95,19 +81,13 @@ class JsonClient:
         *,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.server, self.token = resolve(server, token)
-        self.timeout = timeout
-        headers = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        self._http = httpx.Client(
-            base_url=self.server, headers=headers, timeout=timeout, transport=transport
-        )
+        super().__init__(server, token, timeout)
+        self._http = httpx.Client(**self._http_options(), transport=transport)
 
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> JsonClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -118,24 +98,24 @@ class JsonClient:
     ) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(server={self.server!r})"
-
     # -- jobs ---------------------------------------------------------------------------------
 
-    def submit(self, spec: Mapping[str, Any]) -> Json:
-        """Submit one job spec; returns the job."""
-        return self._json("POST", "/v1/jobs", json=dict(spec))
+    def submit(self, spec: SpecLike = None, /, **fields: Any) -> JobT:
+        """Submit one job: a command and keyword arguments, or a spec (a dict or `JobSpec`).
 
-    def submit_many(self, specs: Sequence[Mapping[str, Any]]) -> JsonList:
-        """Submit a batch in one request; returns the jobs in the order given."""
+        `submit(["python", "train.py"], cpu=2, memory="4Gi", queue="ml")`; keywords are the
+        fields of the job spec, plus `cpu`, `memory` and `gpu` for its resources.
+        """
+        return self._codec.job(self._send(calls.submit(job_spec(spec, fields))))
+
+    def submit_many(self, specs: Sequence[Mapping[str, Any]]) -> builtins.list[JobT]:
+        """Submit a batch in one request, all or nothing; the jobs in the order given."""
         if not specs:
             return []
-        answer = self._json("POST", "/v1/jobs", json={"jobs": [dict(s) for s in specs]})
-        return _items(answer, "jobs")
+        return [self._codec.job(j) for j in self._send(calls.submit_many(job_specs(specs)))]
 
-    def get(self, job_id: str) -> Json:
-        return self._json("GET", _job_path(job_id))
+    def get(self, job_id: str) -> JobT:
+        return self._codec.job(self._send(calls.get(job_id)))
 
     def list(
         self,
@@ -146,11 +126,10 @@ class JsonClient:
         q: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
-    ) -> Json:
-        """One page: {"items": [job, ...], "next_cursor": str | None}."""
-        params = _params(queue=queue, job_set=job_set, state=state, label=label, q=q, cursor=cursor)
-        params["limit"] = str(limit)
-        return self._json("GET", "/v1/jobs", params=params)
+    ) -> PageT:
+        """One page, newest first (`items`, `next_cursor`: pass it as `cursor` for the next)."""
+        call = calls.list(queue, job_set, state, label, q, limit, cursor)
+        return self._codec.page(self._send(call))
 
     def iter_jobs(
         self,
@@ -160,158 +139,160 @@ class JsonClient:
         label: str | Sequence[str] | None = None,
         q: str | None = None,
         page_size: int = 1000,
-    ) -> Iterator[Json]:
-        """Every matching job, page after page."""
+    ) -> Iterator[JobT]:
+        """Every matching job, fetching page after page as you iterate."""
         cursor: str | None = None
         while True:
-            page = self.list(queue, job_set, state, label, q, limit=page_size, cursor=cursor)
-            yield from _items(page)
+            page = self._send(calls.list(queue, job_set, state, label, q, page_size, cursor))
+            for job in items(page):
+                yield self._codec.job(job)
             cursor = page.get("next_cursor")
             if not cursor:
                 return
 
-    def cancel(self, job_id: str, reason: str | None = None) -> Json:
-        body = {"reason": reason} if reason else None
-        return self._json("POST", f"{_job_path(job_id)}/cancel", json=body)
+    def cancel(self, job_id: str, reason: str | None = None) -> JobT:
+        return self._codec.job(self._send(calls.cancel(job_id, reason)))
 
-    def cancel_job_set(self, queue: str, job_set: str, states: Sequence[str] | None = None) -> Json:
-        """Cancel a job set; returns {"cancelled": n, "cancel_requested": n}."""
-        path = f"/v1/job-sets/{_seg(queue)}/{_seg(job_set)}/cancel"
-        body = {"states": [*states]} if states else None
-        return self._json("POST", path, json=body)
+    def cancel_job_set(
+        self, queue: str, job_set: str, states: Sequence[str] | None = None
+    ) -> dict[str, int]:
+        """Cancel a job set; {"cancelled": n, "cancel_requested": n}."""
+        return self._send(calls.cancel_job_set(queue, job_set, states))
 
-    def reprioritize(self, job_id: str, priority: int) -> Json:
-        return self._json("POST", f"{_job_path(job_id)}/reprioritize", json={"priority": priority})
+    def reprioritize(self, job_id: str, priority: int) -> JobT:
+        return self._codec.job(self._send(calls.reprioritize(job_id, priority)))
 
-    def reprioritize_job_set(self, queue: str, job_set: str, priority: int) -> Json:
-        """Set the priority of every live job of a job set; returns {"reprioritized": n}."""
-        path = f"/v1/job-sets/{_seg(queue)}/{_seg(job_set)}/reprioritize"
-        return self._json("POST", path, json={"priority": priority})
+    def reprioritize_job_set(self, queue: str, job_set: str, priority: int) -> dict[str, int]:
+        """Set the priority of every live job of a job set; {"reprioritized": n}."""
+        return self._send(calls.reprioritize_job_set(queue, job_set, priority))
 
-    # -- queues -------------------------------------------------------------------------------
+    def preempt(self, job_id: str) -> JobT:
+        """Ask for the job's run to be stopped; by default the job is requeued, not counted."""
+        return self._codec.job(self._send(calls.preempt(job_id)))
 
-    def list_queues(self) -> JsonList:
-        return _items(self._json("GET", "/v1/queues"))
+    def retry(self, job_id: str) -> JobT:
+        """Submit a finished job again as a new job (its `retry_of` names this one)."""
+        return self._codec.job(self._send(calls.retry(job_id)))
 
-    def get_queue(self, name: str) -> Json:
-        return self._json("GET", f"/v1/queues/{_seg(name)}")
+    def wait(self, job_id: str, timeout: float | None = None) -> JobT:
+        """The job once it is terminal; `WaitTimeout` after `timeout` seconds."""
+        deadline = deadline_after(timeout)
+        job = self._send(calls.get(job_id))
+        if job.get("state") not in TERMINAL_STATES:
+            past = self._send(calls.job_events(job_id))
+            if not ended(past):
+                resume = self._events_resume(params(job_id=job_id), last_event_id(past), deadline)
+                with closing(self._follow(resume)) as stream:
+                    next(e for e in stream if waited_for(e, job_id))
+            job = self._send(calls.get(job_id))
+        return self._codec.job(job)
 
-    def create_queue(self, name: str, **fields: Any) -> Json:
-        """Create a queue: weight, max_running_jobs, max_resources, retry."""
-        return self._json("POST", "/v1/queues", json={"name": name, **fields})
+    def job_events(self, job_id: str) -> builtins.list[EventT]:
+        """The job's events so far, oldest first."""
+        return [self._codec.event(e) for e in self._send(calls.job_events(job_id))]
 
-    def update_queue(self, name: str, **changes: Any) -> Json:
-        """Change some fields of a queue; None removes a limit."""
-        return self._json("PATCH", f"/v1/queues/{_seg(name)}", json=changes)
-
-    def delete_queue(self, name: str) -> None:
-        """Delete a queue; refused (409) while it holds jobs that have not ended."""
-        self._request("DELETE", f"/v1/queues/{_seg(name)}")
-
-    def preempt(self, job_id: str) -> Json:
-        return self._json("POST", f"{_job_path(job_id)}/preempt")
-
-    def retry(self, job_id: str) -> Json:
-        """Submit a terminal job again as a new job (its `retry_of` names this one)."""
-        return self._json("POST", f"{_job_path(job_id)}/retry")
-
-    def events(self, job_id: str) -> JsonList:
-        return _items(self._json("GET", f"{_job_path(job_id)}/events"))
-
-    def history(self, job_id: str) -> JsonList:
-        return _items(self._json("GET", f"{_job_path(job_id)}/history"))
+    def history(self, job_id: str) -> builtins.list[EntryT]:
+        """The job's timeline: one entry per state it went through."""
+        return [self._codec.entry(e) for e in self._send(calls.history(job_id))]
 
     def errors(self, job_id: str, limit: int = 100, cursor: str | None = None) -> Json:
         """One page of the job's failures, newest first: {"items": [...], "next_cursor": ...}.
 
         Each item: run_id, attempt, worker, time, event, failure."""
-        params = _params(cursor=cursor)
-        params["limit"] = str(limit)
-        return self._json("GET", f"{_job_path(job_id)}/errors", params=params)
+        return self._send(calls.errors(job_id, limit, cursor))
 
     def iter_errors(self, job_id: str, page_size: int = 100) -> Iterator[Json]:
         """Every failure of every attempt of the job, newest first, page after page."""
         cursor: str | None = None
         while True:
             page = self.errors(job_id, limit=page_size, cursor=cursor)
-            yield from _items(page)
+            yield from items(page)
             cursor = page.get("next_cursor")
             if not cursor:
                 return
 
     def checkpoints(self, job_id: str) -> JsonList:
         """The job's checkpoints (the latest of each run), newest first."""
-        return _items(self._json("GET", f"{_job_path(job_id)}/checkpoints"))
+        return self._send(calls.checkpoints(job_id))
 
-    # -- the fleet ----------------------------------------------------------------------------
+    # -- streams ------------------------------------------------------------------------------
 
-    def workers(self) -> JsonList:
-        """Every registered worker: shard, state, capacity, allocation, last heartbeat."""
-        return _items(self._json("GET", "/v1/workers"))
+    def events(
+        self,
+        *,
+        job_set: str | Sequence[str] | None = None,
+        queue: str | Sequence[str] | None = None,
+        job_id: str | None = None,
+        type: str | Sequence[str] | None = None,
+        after: int | None = None,
+    ) -> Generator[EventT, None, None]:
+        """Follow the event stream: every matching event after id `after`, in id order.
 
-    def shards(self) -> JsonList:
-        """Every shard: labels, live workers, capacity, allocation, jobs in its queue."""
-        return _items(self._json("GET", "/v1/shards"))
-
-    # -- logs ---------------------------------------------------------------------------------
+        Several job sets (or queues, or types) may be given at once. Without `after` the
+        server starts at the first event it still has. A dropped connection is resumed with
+        the last id seen, so no event is missed or repeated. The iterator never ends by
+        itself; break out of it (and `close()` it, or use `contextlib.closing`, to drop the
+        connection at once). For one job's events so far, see `job_events`.
+        """
+        query = params(job_id=job_id, queue=queue, job_set=job_set, type=type)
+        with closing(self._follow(self._events_resume(query, after))) as stream:
+            for data in stream:
+                yield self._codec.event(data)
 
     def logs(
         self, job_id: str, stream: str = "stdout", run: str | None = None, timestamps: bool = False
     ) -> str:
-        """The run's output; with `timestamps`, each line after the time it was written."""
-        params = _params(stream=stream, run=run, timestamps="true" if timestamps else None)
-        return self._request("GET", f"{_job_path(job_id)}/logs", params=params).text
+        """A run's output so far (the latest run unless `run`); with `timestamps`, each line
+        after the time it was written."""
+        return self._send(calls.logs(job_id, stream, run, timestamps))
 
     def follow_logs(
         self, job_id: str, stream: str = "stdout", run: str | None = None
     ) -> Iterator[str]:
-        """Lines of the run's log as they are written; ends when the run is over.
-
-        A log stream may stay silent while the job computes, so it has no read timeout. If the
-        connection drops and the server numbered its lines (`id:`), it resumes after the last.
-        """
-        params = _params(stream=stream, run=run, follow="true")
-        resume: str | None = None
+        """Lines of the run's output as they are written; ends when the run is over."""
+        follow = log_follow(job_id, stream, run)
         while True:
-            parser = SSEParser(last_event_id=resume)
-            headers = {"Last-Event-ID": resume} if resume else {}
+            query, headers = follow.connect()
+            broke: str | None = None
             try:
-                with self._stream(f"{_job_path(job_id)}/logs", params, headers, None) as resp:
-                    for line in iter_lines(resp.iter_bytes()):
-                        event = parser.feed(line)
-                        if event is not None and event.event == "end":
+                with self._stream(follow.path, query, headers, None) as response:
+                    for line in iter_lines(response.iter_bytes()):
+                        text = follow.feed(line)
+                        if follow.ended:
                             return
-                        if event is not None and event.event == "log":
-                            yield _log_line(event)
-                broke = "the log stream ended before the run was over"
+                        if text is not None:
+                            yield text
             except httpx.TransportError as exc:
                 broke = f"the log stream broke off: {exc!r}"
-            if not parser.last_event_id:
-                raise RequestFailed(broke)
-            resume = parser.last_event_id
-            time.sleep(0.2)
+            time.sleep(follow.broke(broke))
 
-    # -- events -------------------------------------------------------------------------------
+    # -- queues, the fleet, principals ---------------------------------------------------------
 
-    def watch(
-        self,
-        job_id: str | None = None,
-        queue: str | Sequence[str] | None = None,
-        job_set: str | Sequence[str] | None = None,
-        after: int | None = None,
-        type: str | Sequence[str] | None = None,
-    ) -> Generator[Json, None, None]:
-        """Events matching the filters, in id order, from just after event id `after`.
+    def list_queues(self) -> JsonList:
+        return self._send(calls.list_queues())
 
-        Without `after` the server picks the start (jobfleet's starts at the first event it
-        still has). A dropped connection is resumed with `Last-Event-ID` set to the last id
-        seen, so no event is missed or yielded twice. The iterator never ends by itself: break
-        out of it (and `close()` it, or use `contextlib.closing`, to drop the connection).
-        """
-        params = _params(job_id=job_id, queue=queue, job_set=job_set, type=type)
-        return self._watch(params, after, deadline=None)
+    def get_queue(self, name: str) -> Json:
+        return self._send(calls.get_queue(name))
 
-    # -- principals and tokens (admin) -----------------------------------------------------------
+    def create_queue(self, name: str, **fields: Any) -> Json:
+        """Create a queue: weight, max_running_jobs, max_resources, retry."""
+        return self._send(calls.create_queue(name, fields))
+
+    def update_queue(self, name: str, **changes: Any) -> Json:
+        """Change some fields of a queue; None removes a limit."""
+        return self._send(calls.update_queue(name, changes))
+
+    def delete_queue(self, name: str) -> None:
+        """Delete a queue; refused (409) while it holds jobs that have not ended."""
+        self._send(calls.delete_queue(name))
+
+    def workers(self) -> JsonList:
+        """Every registered worker: shard, state, capacity, allocation, last heartbeat."""
+        return self._send(calls.workers())
+
+    def shards(self) -> JsonList:
+        """Every shard: labels, live workers, capacity, allocation, jobs in its queue."""
+        return self._send(calls.shards())
 
     def create_token(
         self,
@@ -323,117 +304,39 @@ class JsonClient:
         worker: bool = False,
     ) -> Json:
         """A new token of principal `name`: {"id", "token" (shown once), "principal"}."""
-        body = {"name": name, "queues": [*queues], "verbs": [*verbs], "admin": admin}
-        return self._json("POST", "/v1/auth/tokens", json={**body, "worker": worker})
+        return self._send(calls.create_token(name, queues, verbs, admin, worker))
 
     def principals(self) -> JsonList:
-        return _items(self._json("GET", "/v1/auth/principals"))
+        return self._send(calls.principals())
 
     def revoke_token(self, token_id: str) -> Json:
-        return self._json("DELETE", f"/v1/auth/tokens/{_seg(token_id)}")
+        return self._send(calls.revoke_token(token_id))
 
     def whoami(self) -> Json:
-        return self._json("GET", "/v1/auth/whoami")
+        """The principal of this client's token: name, kind, admin, grants."""
+        return self._send(calls.whoami())
 
-    def wait(self, job_id: str, timeout: float | None = None) -> Json:
-        """The job, once it is in a terminal state. Raises `WaitTimeout` after `timeout` s."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        job = self.get(job_id)
-        if job["state"] in TERMINAL_STATES:
-            return job
-        past = self.events(job_id)
-        if past and past[-1].get("state") in TERMINAL_STATES:
-            return self.get(job_id)
-        after = max((int(e["id"]) for e in past), default=0)
-        with closing(self._watch(_params(job_id=job_id), after, deadline)) as stream:
-            for event in stream:
-                if event.get("job_id") == job_id and event.get("state") in TERMINAL_STATES:
-                    return self.get(job_id)
-        raise AssertionError("unreachable: the event stream never ends")  # pragma: no cover
+    # -- I/O ----------------------------------------------------------------------------------
 
-    def _watch(
-        self, params: Params, after: int | None, deadline: float | None
-    ) -> Generator[Json, None, None]:
-        last = after
-        failures = 0
-        retry_ms: int | None = None
-        down_since: float | None = None
-        while True:
-            query, headers = dict(params), {}
-            if last is not None:
-                query["after"] = headers["Last-Event-ID"] = str(last)
-            received = False
-            parser = SSEParser()
-            try:
-                with self._stream("/v1/events", query, headers, _read_timeout(deadline)) as resp:
-                    down_since = None
-                    for line in iter_lines(resp.iter_bytes()):
-                        received = True
-                        _check_deadline(deadline)
-                        event = parser.feed(line)
-                        data = None if event is None else _event_data(event, last)
-                        if data is not None:
-                            last = int(data["id"]) if _is_int(data.get("id")) else last
-                            yield data
-            except (ServerUnreachable, ServiceUnavailable):
-                down_since = down_since or time.monotonic()
-                if time.monotonic() - down_since > self.reconnect_window:
-                    raise
-            except httpx.TransportError:
-                pass  # dropped mid-stream: resume from `last`
-            _check_deadline(deadline)
-            failures = 0 if received else failures + 1
-            retry_ms = parser.retry if parser.retry is not None else retry_ms
-            time.sleep(_reconnect_delay(failures, retry_ms, deadline))
-
-    # -- plumbing -----------------------------------------------------------------------------
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        json: Any = None,
-    ) -> httpx.Response:
+    def _send(self, call: Call[R]) -> R:
         try:
-            response = self._http.request(method, path, params=params, json=json)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise ServerUnreachable(self.server) from exc
+            response = self._http.request(
+                call.method, call.path, params=call.params, json=call.body
+            )
         except httpx.TransportError as exc:
-            raise RequestFailed(f"request to jobfleet at {self.server} failed: {exc!r}") from exc
+            raise transport_error(self.server, exc) from exc
         if response.is_error:
             raise error_from_response(response)
-        return response
-
-    def _json(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params | None = None,
-        json: Any = None,
-    ) -> Json:
-        response = self._request(method, path, params=params, json=json)
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise RequestFailed(f"{method} {path}: the server's answer is not JSON") from exc
-        if not isinstance(body, dict):
-            raise RequestFailed(f"{method} {path}: expected a JSON object from the server")
-        return body
+        return call.decode(response)
 
     @contextmanager
     def _stream(
-        self, path: str, params: Params, headers: dict[str, str], read: float | None
+        self, path: str, query: Params, headers: dict[str, str], read: float | None
     ) -> Iterator[httpx.Response]:
         """An open SSE response (status checked); connect failures raise ServerUnreachable."""
-        timeout = httpx.Timeout(self.timeout, read=read)
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", **headers}
+        options = self._stream_options(headers, read)
         try:
-            with self._http.stream(
-                "GET", path, params=params, headers=headers, timeout=timeout
-            ) as response:
+            with self._http.stream("GET", path, params=query, **options) as response:
                 if response.is_error:
                     response.read()
                     raise error_from_response(response)
@@ -441,154 +344,62 @@ class JsonClient:
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ServerUnreachable(self.server) from exc
 
-
-def error_from_response(response: httpx.Response) -> JobfleetError:
-    """The exception for an error answer (application/problem+json, or anything else)."""
-    status = response.status_code
-    problem = _problem(response)
-    detail = str(problem.get("detail") or problem.get("title") or "") or _fallback(response)
-    exc: JobfleetError
-    if status in (400, 422):
-        errors = [e for e in problem.get("errors") or [] if isinstance(e, dict)]
-        exc = InvalidInput(_invalid_message(detail, errors), errors=errors)
-    elif status == 409 and ("state" in problem or "actions" in problem):
-        state = problem.get("state")
-        exc = IllegalTransition(
-            detail,
-            state=None if state is None else str(state),
-            actions=_action_names(problem.get("actions")),
-        )
-    elif status in _STATUS_CLASSES:
-        exc = _STATUS_CLASSES[status](detail)
-    else:
-        exc = JobfleetError(f"HTTP {status}: {detail}")
-        exc.status = status
-    exc.extra.setdefault("problem", problem)
-    return exc
+    def _follow(self, resume: EventResume) -> Generator[Json, None, None]:
+        while True:
+            query, headers, read = resume.connect()
+            try:
+                with self._stream("/v1/events", query, headers, read) as response:
+                    resume.opened()
+                    for line in iter_lines(response.iter_bytes()):
+                        data = resume.feed(line)
+                        if data is not None:
+                            yield data
+            except (ServerUnreachable, ServiceUnavailable):
+                if resume.unreachable():
+                    raise
+            except httpx.TransportError:
+                pass  # dropped mid-stream: resume after the last event seen
+            time.sleep(resume.closed())
 
 
-def _problem(response: httpx.Response) -> Json:
-    if "json" not in response.headers.get("content-type", ""):
-        return {}
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+class JsonClient(SyncClient[Json, Json, Json, Json]):
+    """A connection to one jobfleet server whose answers are the server's JSON objects.
+
+    `server` and `token` default to `JOBFLEET_SERVER` / `JOBFLEET_TOKEN`, then to the profile
+    saved by `jobfleet up`, then (server) to http://127.0.0.1:8360.
+    """
+
+    _codec = JSON
+
+    def watch(
+        self,
+        job_id: str | None = None,
+        queue: str | Sequence[str] | None = None,
+        job_set: str | Sequence[str] | None = None,
+        after: int | None = None,
+        type: str | Sequence[str] | None = None,
+    ) -> Generator[Json, None, None]:
+        """The older name of `events` (the followed event stream)."""
+        return self.events(job_id=job_id, queue=queue, job_set=job_set, after=after, type=type)
 
 
-def _fallback(response: httpx.Response) -> str:
-    text = response.text.strip()
-    if text and len(text) <= 500 and "<" not in text:
-        return text
-    return response.reason_phrase or f"HTTP {response.status_code}"
+class Client(SyncClient[Job, JobPage, Event, HistoryEntry]):
+    """A connection to one jobfleet server, answering with typed objects (`Job`, `Event`, ...).
 
+    `server` and `token` default to `JOBFLEET_SERVER` / `JOBFLEET_TOKEN`, then to the profile
+    saved by `jobfleet up`, then (server) to http://127.0.0.1:8360. Every error is a
+    `jobfleet.JobfleetError`; `wait` raises `WaitTimeout` (also a `TimeoutError`).
+    """
 
-def format_loc(loc: Any) -> str:
-    """["body", "jobs", 3, "resources", "cpu"] → "jobs[3].resources.cpu"."""
-    parts = list(loc) if isinstance(loc, list | tuple) else [loc]
-    if len(parts) > 1 and parts[0] == "body":
-        parts = parts[1:]
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(request)"
+    _codec = TYPED
+    _json: JsonClient | None = None
 
-
-def _invalid_message(detail: str, errors: Sequence[Json]) -> str:
-    """The detail, then each `loc: msg` the detail does not already say."""
-    lines = [f"{format_loc(e.get('loc', []))}: {e.get('msg', 'invalid')}" for e in errors]
-    lines = [line for line in lines if line not in detail]
-    if not lines:
-        return detail
-    return "\n".join([f"{detail}:", *(f"  {line}" for line in lines)])
-
-
-def _action_names(actions: Any) -> list[str]:
-    names: list[str] = []
-    for action in actions or []:
-        if isinstance(action, dict):
-            if action.get("enabled", True):
-                names.append(str(action.get("name")))
-        else:
-            names.append(str(action))
-    return names
-
-
-def _params(**values: str | Sequence[str] | None) -> Params:
-    params: Params = {}
-    for key, value in values.items():
-        if value is None or value == "":
-            continue
-        params[key] = value if isinstance(value, str) else [*value]
-    return params
-
-
-def _items(answer: Json, key: str = "items") -> JsonList:
-    items = answer.get(key)
-    if not isinstance(items, list):
-        raise RequestFailed(f"expected {key!r} in the server's answer")
-    return items
-
-
-def _seg(value: str) -> str:
-    return quote(value, safe="")
-
-
-def _job_path(job_id: str) -> str:
-    return f"/v1/jobs/{_seg(job_id)}"
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) or (
-        isinstance(value, str) and value.isascii() and value.isdigit()
-    )
-
-
-def _event_data(event: SSEEvent, last: int | None) -> Json | None:
-    """The event's JSON, or None when it is not an event object or was already seen."""
-    try:
-        data = event.json()
-    except ValueError as exc:
-        raise RequestFailed(f"malformed event from the server: {event.data[:200]!r}") from exc
-    if not isinstance(data, dict):
-        return None
-    if not _is_int(data.get("id")) and _is_int(event.id):
-        data["id"] = int(event.id or 0)
-    if last is not None and _is_int(data.get("id")) and int(data["id"]) <= last:
-        return None
-    return data
-
-
-def _log_line(event: SSEEvent) -> str:
-    try:
-        data = event.json()
-    except ValueError:
-        return event.data
-    return str(data.get("line", "")) if isinstance(data, dict) else str(data)
-
-
-def _read_timeout(deadline: float | None) -> float:
-    """Longer than the heartbeat interval, and no later than the deadline."""
-    if deadline is None:
-        return STREAM_READ_TIMEOUT
-    return max(0.01, min(STREAM_READ_TIMEOUT, deadline - time.monotonic()))
-
-
-def _check_deadline(deadline: float | None) -> None:
-    if deadline is not None and time.monotonic() >= deadline:
-        raise WaitTimeout("the job did not reach a terminal state in time")
-
-
-def _reconnect_delay(failures: int, retry_ms: int | None, deadline: float | None) -> float:
-    if failures == 0:
-        delay = 0.0
-    else:
-        base = retry_ms / 1000 if retry_ms is not None else 0.1
-        delay = min(MAX_RECONNECT_DELAY, base * 2 ** (failures - 1))
-    if deadline is not None:
-        delay = min(delay, max(0.0, deadline - time.monotonic()))
-    return delay
+    @property
+    def json(self) -> JsonClient:
+        """The same connection, answering with the server's JSON (dicts)."""
+        if self._json is None:
+            view = JsonClient.__new__(JsonClient)
+            BaseClient.__init__(view, self.server, self.token, self.timeout)
+            view._http = self._http
+            self._json = view
+        return self._json

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,6 +39,9 @@ class FailureInfo(BaseModel):
     exit_code: int | None = None
     signal: int | None = None
     termination_message: str | None = None
+    # where termination_message comes from: the job's $JOBFLEET_TERMINATION_LOG, or the tail of
+    # its stderr (None when there is none, or from a worker older than this field)
+    termination_source: Literal["termination_log", "stderr"] | None = None
     categories: list[str] = Field(default_factory=list)
     retryable: bool = False
     message: str = ""

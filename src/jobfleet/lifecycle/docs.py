@@ -67,8 +67,7 @@ OTHER_EVENT_MEANINGS: dict[EventType, str] = {
     EventType.SUBMITTED: "appended when a job is created, just before its `waiting` or `queued`",
 }
 
-# PRODUCT.md §3 and the seed documents: the names other systems give our states.
-# Columns: seed 004 (ingress / master / shard schedulers), StellaOps (seed 001), Armada (000).
+# The names Armada (armadaproject.io), the closest system, gives our states.
 SEED_NAMES: dict[JobState, tuple[str, str, str]] = {
     JobState.WAITING: ("-", "-", "-"),
     JobState.QUEUED: ("PENDING", "Pending", "Queued"),
@@ -231,16 +230,15 @@ def _run_states() -> str:
 
 
 def _seed_names() -> str:
-    rows = [[f"`{s.value}`", *_meaning(SEED_NAMES, s)] for s in JobState]
-    columns = ["jobfleet", "seed 004 (PostgreSQL flow)", "StellaOps (seed 001)", "Armada (000)"]
+    rows = [[f"`{s.value}`", _meaning(SEED_NAMES, s)[2]] for s in JobState]
     return _blocks(
-        "## The seeds' names",
+        "## The same states in Armada",
         _para(
-            "PRODUCT.md §3: seed 004 PENDING and StellaOps Pending are QUEUED; COMPLETED is "
-            "SUCCEEDED; Armada's Leased is roughly SCHEDULED + LEASED and Armada's Pending is "
-            "roughly LEASED (preparing). In full (`-`: that system has no such state):"
+            "If you know Armada (batch jobs on Kubernetes): its Leased is roughly SCHEDULED + "
+            "LEASED and its Pending is roughly LEASED (preparing); the others match by name "
+            "(`-`: Armada has no such state):"
         ),
-        _table(columns, rows),
+        _table(["jobfleet", "Armada"], rows),
     )
 
 

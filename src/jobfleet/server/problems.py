@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from jobfleet.errors import JobfleetError
+from jobfleet.errors import JobfleetError, plain_message
 
 log = logging.getLogger("jobfleet.server")
 PROBLEM = "application/problem+json"
@@ -24,7 +24,7 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
 
 
 def validation_errors(errors: list[Any], prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    return [{"loc": [*prefix, *e["loc"]], "msg": e["msg"]} for e in errors]
+    return [{"loc": [*prefix, *e["loc"]], "msg": plain_message(e["msg"])} for e in errors]
 
 
 def install(app: FastAPI) -> None:
@@ -37,8 +37,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> Response:
         errors = validation_errors(list(exc.errors()))
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
-        return problem(422, "Invalid request", f"invalid: {fields}", errors=errors)
+        if not errors:
+            return problem(422, "Invalid request", "invalid request", errors=errors)
+        loc = [str(p) for p in errors[0]["loc"]]
+        where = ".".join(loc[1:] if len(loc) > 1 and loc[0] == "body" else loc)
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        detail = f"{where}: {errors[0]['msg']}{more}"
+        return problem(422, "Invalid request", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:

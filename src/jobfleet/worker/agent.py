@@ -138,7 +138,7 @@ class Worker:
         weak = self.isolation.weaknesses()
         if weak:  # said at start, where the default log level shows it
             log.warning("worker %s runs jobs with weaker isolation: %s", self.name, "; ".join(weak))
-        log.info("worker %s isolation: %s", self.name, self.isolation.info())
+        log.info("worker %s isolation: %s", self.name, self.isolation.summary())
         self._register()
         self._thread.start()
         self.shipper.start(lambda: dict(self._fencing))

@@ -59,11 +59,13 @@ def result(e: Ending, termination: tuple[Path, Path]) -> Finished:
         condition = Condition.OOM_KILLED
     else:
         condition = Condition.EXIT_NONZERO if sig is None else Condition.SIGNALED
+    words, source = last_words(*termination)
     failure = FailureInfo(
         condition=condition,
         exit_code=exit_code,
         signal=sig,
-        termination_message=termination_message(*termination),
+        termination_message=words,
+        termination_source=source if words else None,
         message=_message(condition, exit_code, sig, e.memory),
     )
     return Finished(e.run_id, e.fencing, "failed", now, exit_code, sig, failure)
@@ -84,13 +86,21 @@ def _message(condition: Condition, exit_code: int | None, sig: int | None, mem: 
 
 def termination_message(termination_log: Path, stderr_log: Path) -> str | None:
     """$JOBFLEET_TERMINATION_LOG if the job wrote it, else the tail of stderr (bounded)."""
+    return last_words(termination_log, stderr_log)[0]
+
+
+def last_words(
+    termination_log: Path, stderr_log: Path
+) -> tuple[str | None, Literal["termination_log", "stderr"]]:
+    """The termination message and where it comes from (the termination log, else stderr)."""
     text, cut = _tail(termination_log, 8192)
+    if text and text.strip():
+        return bounded_message(text.strip(), cut=cut), "termination_log"
+    text, cut = _tail(stderr_log, 16384, whole_lines=True)
+    text = strip_timestamps(text) if text else None
     if not (text and text.strip()):
-        text, cut = _tail(stderr_log, 16384, whole_lines=True)
-        text = strip_timestamps(text) if text else None
-    if not (text and text.strip()):
-        return None
-    return bounded_message(text.strip(), cut=cut)  # a tail is marked, however short
+        return None, "stderr"
+    return bounded_message(text.strip(), cut=cut), "stderr"  # a tail is marked, however short
 
 
 def _tail(path: Path, limit: int, *, whole_lines: bool = False) -> tuple[str | None, bool]:

@@ -100,6 +100,29 @@ class Isolation:
             out["not_usable"] = self.skipped
         return out
 
+    def summary(self) -> str:
+        """`info()` as one line for people: "cgroup1 (memory, cpu, pids <= 4096, OOM
+        detection), PID and network namespaces; not usable: cgroup2 (...)"."""
+        info = self.info()
+        limits = [k for k in ("memory", "cpu", "pids") if info.get(k)]
+        if "pids" in limits and info.get("pids_limit"):
+            limits[limits.index("pids")] = f"pids <= {info['pids_limit']}"
+        if info.get("oom_detection"):
+            limits.append("OOM detection")
+        text = str(info["backend"]) + (f" ({', '.join(limits)})" if limits else "")
+        spaces = [
+            n
+            for k, n in (("pid_namespace", "PID"), ("network_namespace", "network"))
+            if info.get(k)
+        ]
+        text += f", {' and '.join(spaces)} namespaces" if spaces else ", no namespaces"
+        if info.get("sealed"):
+            text += ", sealed"
+        skipped = info.get("not_usable") or {}
+        if skipped:
+            text += "; not usable: " + "; ".join(f"{k} ({v})" for k, v in skipped.items())
+        return text
+
     def weaknesses(self) -> list[str]:
         """What this worker cannot enforce, in words (empty when it has everything)."""
         out = []
