@@ -46,6 +46,11 @@ class Failure(_Doc):
     termination_message: str | None = Field(
         description="the job's termination message, or the tail of its stderr"
     )
+    termination_source: Literal["termination_log", "stderr"] | None = Field(
+        default=None,
+        description="where termination_message comes from: the job's termination log, or "
+        "the last lines of its stderr",
+    )
     categories: list[str] = Field(description="the configured error categories it falls in")
     retryable: bool
     message: str
