@@ -34,8 +34,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 SHORT = ("sleep", "0.2")  # long enough that a fault finds runs in flight
 
 
-def judge(load: Load, database: str, fault: str) -> Counts:
-    """Let every job end, then check the history of the load's job set."""
+def judge(load: Load, database: str, fault: str, logs: list[Path]) -> Counts:
+    """Let every job end, then check the history of the load's job set, and that no thread of
+    a jobfleet process died on the way (the process would live on, doing nothing)."""
     acked = load.join()
     load.wait_all_ended()
     counts = check(read_history(database, job_set=load.job_set), acked)
@@ -44,6 +45,8 @@ def judge(load: Load, database: str, fault: str) -> Counts:
     assert counts.clean, counts.report()
     assert counts.jobs == counts.terminal == load.total, counts.report()
     assert states == {"SUCCEEDED": load.total}
+    for log in logs:
+        assert "Exception in thread" not in log.read_text(errors="replace"), f"see {log}"
     return counts
 
 
@@ -70,6 +73,10 @@ def worker(c: Cluster, name: str, url: str | None, *, cpu: str) -> Proc:
         *("--cpu", cpu, "--memory", "2Gi", "--data-dir", str(c.root / name)),
         *("--config", str(c.config)),
     )
+
+
+def logs(c: Cluster) -> list[Path]:
+    return [p.log for p in c.procs]
 
 
 def leader(scheds: list[Proc]) -> Proc | None:
@@ -113,7 +120,8 @@ def test_up_killed_with_sigkill_twice_during_submissions(
             fleet.proc = None
             sessions.append(fleet.session)
             fleet.start()
-        judge(load, f"sqlite:///{fleet.data_dir / 'jobfleet.db'}", "kill -9 of `up` (twice)")
+        database = f"sqlite:///{fleet.data_dir / 'jobfleet.db'}"
+        judge(load, database, "kill -9 of `up` (twice)", fleet.logs)
     finally:
         if load is not None:
             load.close()
@@ -156,7 +164,7 @@ def test_a_server_replica_killed_while_the_client_fails_over(cluster: Cluster) -
         load.wait_acked(100)
         first.signal(signal.SIGKILL)
         first.wait(10)
-        judge(load, c.database, "kill -9 of one of two `server` replicas")
+        judge(load, c.database, "kill -9 of one of two `server` replicas", logs(c))
         assert load.client.failovers >= 1, "the client never had to fail over"
     finally:
         if load is not None:
@@ -176,7 +184,7 @@ def test_the_leader_scheduler_killed_under_load(cluster: Cluster) -> None:
         killed.wait(10)
         standby = next(s for s in scheds if s is not killed)
         c.wait_log(standby, "leading the scheduler role")
-        judge(load, c.database, "kill -9 of the leading `scheduler` (standby takes over)")
+        judge(load, c.database, "kill -9 of the leading `scheduler` (standby takes over)", logs(c))
     finally:
         load.close()
 
@@ -192,7 +200,7 @@ def test_a_worker_killed_under_load_its_runs_are_lost_and_finish_elsewhere(
         wait_for(lambda: running_on(c, "wa") > 0, timeout=30, what="runs on wa")
         workers["wa"].signal(signal.SIGKILL)
         workers["wa"].wait(10)
-        judge(load, c.database, "kill -9 of a `worker`")
+        judge(load, c.database, "kill -9 of a `worker`", logs(c))
         lost = [r for r in runs_of(c, load.job_set).runs if r.worker == "wa" and r.state == "LOST"]
         assert lost, "no run of the killed worker was lost"
     finally:
@@ -202,12 +210,14 @@ def test_a_worker_killed_under_load_its_runs_are_lost_and_finish_elsewhere(
 def test_postgres_connections_terminated_while_jobs_flow(cluster: Cluster) -> None:
     c = cluster
     start_fleet(c, {"wa": None, "wb": None})
-    load = Load([c.url], TOKEN, "terminate-backends", 200, command=SHORT).start()
+    # Submissions spread over a few seconds, so that the kills hit submits, placements,
+    # starts and reports alike.
+    load = Load([c.url], TOKEN, "terminate-backends", 200, command=SHORT, pause=0.1).start()
     killer = BackendKiller(c.database)
     try:
         load.wait_acked(40)
         killer.start()
-        load.wait_acked(160, timeout=90)
+        wait_for(lambda: killer.rounds >= 12, timeout=60, interval=0.1, what="12 rounds of kills")
         killer.stop()
         assert killer.terminated > 0
         judge(
@@ -215,6 +225,7 @@ def test_postgres_connections_terminated_while_jobs_flow(cluster: Cluster) -> No
             c.database,
             f"pg_terminate_backend of every jobfleet connection, {killer.rounds} times "
             f"({killer.terminated} connections)",
+            logs(c),
         )
     finally:
         killer.stop()
@@ -266,7 +277,7 @@ def test_a_postgres_restart_under_load(private_pg: PrivatePostgres, tmp_path: Pa
         private_pg.stop("immediate")  # a crash: no shutdown checkpoint, recovery at start
         time.sleep(2.0)  # the outage itself: the database is gone for a while
         private_pg.start()
-        judge(load, c.database, "PostgreSQL killed (immediate stop) and restarted")
+        judge(load, c.database, "PostgreSQL killed (immediate stop) and restarted", logs(c))
     finally:
         if load is not None:
             load.close()
@@ -295,7 +306,9 @@ def test_a_worker_cut_off_past_its_lease_has_its_stale_reports_refused(
         )
         cable.restore()
         c.wait_log(workers["wc"], "refused")
-        counts = judge(load, c.database, "a worker cut off (dropping proxy) past its lease")
+        counts = judge(
+            load, c.database, "a worker cut off (dropping proxy) past its lease", logs(c)
+        )
         history = runs_of(c, load.job_set)
         lost = {r.id for r in history.runs if r.worker == "wc" and r.state == "LOST"}
         refused = {
