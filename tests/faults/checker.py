@@ -13,7 +13,10 @@ It reads the jobs, their events and their runs (read-only) and counts what must 
   job is terminal (none before);
 - **runs ended twice**: a run that two events ended (a success and a requeue, say);
 - **inconsistent runs** (reported beside them): the runs table and the events disagree — a run
-  that ended without an event ending it, or one still active while its job is not on it.
+  that ended without an event ending it, one still active while its job is not on it, a run
+  without exactly one `leased` event, or a `leased` event of a run that does not exist.
+
+Beside the violations it counts the runs, and the runs LOST (how hard the fault hit).
 
 The walk uses the table itself (`jobfleet.lifecycle.transition` over every `Op`): the states
 and moves are not listed again here, so the checker follows the table when it changes.
@@ -70,6 +73,8 @@ class Counts:
     jobs: int = 0
     acknowledged: int = 0
     terminal: int = 0
+    runs: int = 0
+    runs_lost: int = 0
     lost: int = 0
     duplicated: int = 0
     illegal: int = 0
@@ -87,7 +92,8 @@ class Counts:
         return (
             f"jobs={self.jobs} acknowledged={self.acknowledged} terminal={self.terminal} "
             f"lost={self.lost} duplicated={self.duplicated} illegal_walks={self.illegal} "
-            f"runs_ended_twice={self.ended_twice} inconsistent_runs={self.inconsistent}"
+            f"runs_ended_twice={self.ended_twice} inconsistent_runs={self.inconsistent} "
+            f"(runs={self.runs}, of which LOST={self.runs_lost})"
         )
 
     def report(self) -> str:
@@ -129,7 +135,8 @@ def _ends_a_run(before: JobState | None, step: Step) -> bool:
 def check(history: History, acknowledged: Iterable[str] = ()) -> Counts:
     """Judge a history; `acknowledged` are the ids the API answered 201 for."""
     acked = set(acknowledged)
-    counts = Counts(jobs=len(history.jobs), acknowledged=len(acked))
+    counts = Counts(jobs=len(history.jobs), acknowledged=len(acked), runs=len(history.runs))
+    counts.runs_lost = sum(r.state == "LOST" for r in history.runs)
     events_of: dict[str, list[Event]] = defaultdict(list)
     for e in sorted(history.events, key=lambda e: e.id):
         events_of[e.job_id].append(e)
@@ -160,11 +167,19 @@ def check(history: History, acknowledged: Iterable[str] = ()) -> Counts:
         if n > 1:
             counts.ended_twice += 1
             counts.problems.append(f"run {run_id} ended {n} times")
+    leases = Counter(e.run_id for e in history.events if e.type == EventType.LEASED.value)
     for r in sorted(history.runs, key=lambda r: r.id):
-        problem = _run_problem(r, endings[r.id], history)
+        problem = _run_problem(r, endings[r.id], history) or _lease_problem(leases[r.id])
         if problem:
             counts.inconsistent += 1
             counts.problems.append(f"run {r.id}: {problem}")
+    known = {r.id for r in history.runs}
+    for run_id in sorted(k for k in leases if k is not None and k not in known):
+        counts.inconsistent += 1
+        counts.problems.append(f"a `leased` event of run {run_id}, which does not exist")
+    if leases[None]:
+        counts.inconsistent += 1
+        counts.problems.append(f"{leases[None]} `leased` events name no run")
     return counts
 
 
@@ -230,6 +245,10 @@ def _run_problem(r: Run, ended: int, history: History) -> str | None:
     if not active and r.finished_at is None:
         return f"{r.state} without an end time"
     return None
+
+
+def _lease_problem(leased: int) -> str | None:
+    return None if leased == 1 else f"{leased} `leased` events"
 
 
 # -- reading a database -----------------------------------------------------------------------

@@ -96,6 +96,7 @@ def test_a_clean_history_has_no_violation() -> None:
     counts = check(clean_history().h, ACKED)
     assert counts.clean, counts.report()
     assert (counts.jobs, counts.acknowledged, counts.terminal) == (6, 6, 4)
+    assert (counts.runs, counts.runs_lost) == (5, 1)
     assert "lost=0 duplicated=0 illegal_walks=0 runs_ended_twice=0" in str(counts)
 
 
@@ -209,6 +210,23 @@ def test_a_run_ended_without_an_event_is_inconsistent() -> None:
     counts = check(b.h, ACKED)
     assert counts.inconsistent == 1 and "without an event that ended it" in counts.report()
     assert not counts.clean
+
+
+def test_a_run_without_its_lease_event_or_a_lease_of_no_run_is_inconsistent() -> None:
+    b = clean_history()
+    b.h.events = [  # ok's lease event names no run
+        Event(e.id, e.job_id, e.type, e.state, None)
+        if e.type == "leased" and e.run_id == "ok-1"
+        else e
+        for e in b.h.events
+    ]
+    b.ev("pending", ("scheduled", "SCHEDULED"), ("leased", "LEASED", "ghost-1"))
+    b.job("pending", "LEASED", "ghost-1")
+    counts = check(b.h, ACKED)
+    assert counts.inconsistent == 3 and counts.illegal == 0, counts.report()
+    assert "1 `leased` events name no run" in counts.report()
+    assert "0 `leased` events" in counts.report()
+    assert "a `leased` event of run ghost-1, which does not exist" in counts.report()
 
 
 def test_read_history_reads_a_real_store_and_catches_a_forged_event(tmp_path: Path) -> None:

@@ -201,8 +201,11 @@ def test_a_worker_killed_under_load_its_runs_are_lost_and_finish_elsewhere(
         workers["wa"].signal(signal.SIGKILL)
         workers["wa"].wait(10)
         judge(load, c.database, "kill -9 of a `worker`", logs(c))
-        lost = [r for r in runs_of(c, load.job_set).runs if r.worker == "wa" and r.state == "LOST"]
+        history = runs_of(c, load.job_set)
+        lost = {r.job_id for r in history.runs if r.worker == "wa" and r.state == "LOST"}
         assert lost, "no run of the killed worker was lost"
+        finished = {r.job_id: r.worker for r in history.runs if r.state == "SUCCEEDED"}
+        assert {finished[job_id] for job_id in lost} == {"wb"}  # finished elsewhere
     finally:
         load.close()
 
