@@ -142,6 +142,12 @@ class Load:
 
         wait_for(none_active, timeout=timeout, interval=0.25, what=f"every job of {self.job_set}")
 
+    def running(self) -> bool:
+        """Whether a job of the job set is RUNNING now (a fault then hits a run in flight)."""
+        params = {"job_set": self.job_set, "state": "RUNNING", "limit": "1"}
+        response = self.client.request("GET", "/v1/jobs", params=params, timeout=30)
+        return response.status_code == 200 and bool(response.json()["items"])
+
     def states(self) -> dict[str, int]:
         """How many jobs of the job set are in each state (through the API)."""
         counts: dict[str, int] = {}

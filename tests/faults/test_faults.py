@@ -11,6 +11,8 @@ Run with `-s` to see, per fault, the jobs pushed through and the checker's count
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import threading
@@ -114,14 +116,19 @@ def test_up_killed_with_sigkill_twice_during_submissions(
         load = Load([fleet.url], fleet.token, "kill-up", 300, command=SHORT).start()
         for acked in (100, 200):
             load.wait_acked(acked)
+            wait_for(load.running, timeout=30, interval=0.05, what="a run in flight")
             assert fleet.proc is not None
             fleet.proc.send_signal(signal.SIGKILL)
             fleet.proc.wait(10)
             fleet.proc = None
             sessions.append(fleet.session)
+            # Its worker process stops once it sees its parent gone (killing its runs); the
+            # new `up` starts when nothing of the old one is left, as an operator's would.
+            wait_for(lambda: not fleet.leftovers(), timeout=30, what="the old `up` to be gone")
             fleet.start()
         database = f"sqlite:///{fleet.data_dir / 'jobfleet.db'}"
-        judge(load, database, "kill -9 of `up` (twice)", fleet.logs)
+        counts = judge(load, database, "kill -9 of `up` (twice)", fleet.logs)
+        assert counts.runs_lost > 0  # the kills hit runs in flight; they ran again
     finally:
         if load is not None:
             load.close()
@@ -130,11 +137,83 @@ def test_up_killed_with_sigkill_twice_during_submissions(
             kill_pids(session_pids(session))
 
 
+def test_the_worker_process_of_up_killed_under_load(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`up` replaces a worker process that died; the scheduler must not hang waking the dead
+    one (a multiprocessing Event's set() waits for ever for a waiter that died waiting)."""
+    config = tmp_path / "fleet.yaml"
+    config.write_text(CONFIG)
+    fleet = new_fleet(tmp_path / "up", "sqlite", request, config=config)
+    load: Load | None = None
+    try:
+        fleet.start()
+        load = Load([fleet.url], fleet.token, "kill-up-worker", 200, command=SHORT).start()
+        load.wait_acked(60)
+        wait_for(load.running, timeout=30, interval=0.05, what="a run in flight")
+        assert fleet.proc is not None
+        [child] = [p for p in session_pids(fleet.session) if b"spawn_main" in cmdline(p)]
+        os.kill(child, signal.SIGKILL)
+        database = f"sqlite:///{fleet.data_dir / 'jobfleet.db'}"
+        counts = judge(load, database, "kill -9 of the worker process of `up`", fleet.logs)
+        assert counts.runs_lost > 0
+    finally:
+        if load is not None:
+            load.close()
+        finish(fleet)
+
+
+def test_up_killed_while_its_worker_process_starts_leaves_nothing_behind(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`up` SIGKILLed right after it spawned its worker process: that process must notice, once
+    started, that its parent is gone, and exit (it looked for a change of its parent pid, which
+    it had read after the parent died: it ran on as an orphan, for ever)."""
+    fleet = new_fleet(tmp_path / "up", "sqlite", request)
+    with open(fleet.root / "up.log", "wb") as out:
+        up = subprocess.Popen(
+            fleet.argv(),
+            env=fleet.env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: any(b"spawn_main" in cmdline(pid) for pid in session_pids(up.pid)),
+            timeout=30,
+            interval=0.01,
+            what="the worker process of `up` to be spawned",
+        )
+        up.send_signal(signal.SIGKILL)
+        up.wait(10)
+        wait_for(
+            lambda: not [p for p in session_pids(up.pid) if p != up.pid],
+            timeout=30,
+            interval=0.2,
+            what="the orphaned worker process to exit",
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            up.kill()
+        kill_pids(session_pids(up.pid))
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def session_pids(session: int) -> list[int]:
+    """Live processes of a session (zombies waiting for init to reap them do not count)."""
     done = subprocess.run(
-        ["ps", "-s", str(session), "-o", "pid="], capture_output=True, text=True, check=False
+        ["ps", "-s", str(session), "-o", "pid=,stat="], capture_output=True, text=True, check=False
     )
-    return [int(p) for p in done.stdout.split()]
+    rows = [line.split() for line in done.stdout.splitlines() if line.strip()]
+    return [int(pid) for pid, stat, *_ in rows if not stat.startswith("Z")]
 
 
 # -- a fleet: server replicas, schedulers, workers ------------------------------------------
