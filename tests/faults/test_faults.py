@@ -113,8 +113,8 @@ def test_up_killed_with_sigkill_twice_during_submissions(
     load: Load | None = None
     try:
         fleet.start()
-        load = Load([fleet.url], fleet.token, "kill-up", 300, command=SHORT).start()
-        for acked in (100, 200):
+        load = Load([fleet.url], fleet.token, "kill-up", 200, command=SHORT).start()
+        for acked in (60, 130):
             load.wait_acked(acked)
             wait_for(load.running, timeout=30, interval=0.05, what="a run in flight")
             assert fleet.proc is not None
@@ -239,8 +239,8 @@ def test_a_server_replica_killed_while_the_client_fails_over(cluster: Cluster) -
         c.wait_registered("wa")
         c.wait_registered("wb")
         urls = [c.url, f"http://127.0.0.1:{other}"]
-        load = Load(urls, TOKEN, "kill-server", 300, command=SHORT).start()
-        load.wait_acked(100)
+        load = Load(urls, TOKEN, "kill-server", 200, command=SHORT).start()
+        load.wait_acked(70)
         first.signal(signal.SIGKILL)
         first.wait(10)
         judge(load, c.database, "kill -9 of one of two `server` replicas", logs(c))
@@ -254,9 +254,9 @@ def test_a_server_replica_killed_while_the_client_fails_over(cluster: Cluster) -
 def test_the_leader_scheduler_killed_under_load(cluster: Cluster) -> None:
     c = cluster
     scheds, _ = start_fleet(c, {"wa": None, "wb": None}, schedulers=2)
-    load = Load([c.url], TOKEN, "kill-scheduler", 300, command=SHORT).start()
+    load = Load([c.url], TOKEN, "kill-scheduler", 200, command=SHORT).start()
     try:
-        load.wait_acked(100)
+        load.wait_acked(70)
         killed = leader(scheds)
         assert killed is not None
         killed.signal(signal.SIGKILL)
