@@ -103,7 +103,11 @@ class Scheduler:
         timeout = max(0.01, min(self.housekeeping_every, until_housekeeping))
         if self.poll is not None:
             timeout = min(timeout, self.poll)
-        backoff = self.store.next_backoff()
+        try:
+            backoff = self.store.next_backoff()
+        except Exception:  # the database is away: the next cycle says so and retries
+            log.warning("could not read the next retry backoff; waking again in %.2fs", timeout)
+            return timeout
         if backoff is not None:
             timeout = min(timeout, max(0.01, backoff - time.time()))
         return timeout

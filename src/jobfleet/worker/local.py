@@ -3,14 +3,15 @@
 Why a process: spawning and reaping jobs and reporting on them is CPU work that would share one
 GIL with the scheduler and the API. In a child it runs on the other core. It opens the same
 database (SQLite in WAL mode or PostgreSQL) and talks to it through the store, like the
-in-process worker; the two processes wake each other with shared events instead of polling.
+in-process worker; the two processes wake each other with doorbells (semaphores) instead of
+polling.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import multiprocessing.synchronize
+import multiprocessing.context
 import os
 import signal
 import threading
@@ -26,14 +27,34 @@ from jobfleet.wiring import store_from_settings
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.setup import execution_parts
 
-Event = multiprocessing.synchronize.Event
+
+class Doorbell:
+    """A wake-up from one process to another that never blocks the process that rings.
+
+    Not a multiprocessing Event: its set() waits until every waiter has woken, so it waits for
+    ever once a waiter died waiting (`up` or its worker process killed with SIGKILL): the
+    survivor's thread hung there. A semaphore keeps no such count: ring() is one sem_post.
+    """
+
+    def __init__(self, ctx: multiprocessing.context.SpawnContext) -> None:
+        self._sem = ctx.Semaphore(0)
+
+    def ring(self) -> None:
+        with contextlib.suppress(ValueError):  # at its maximum count: it is rung already
+            self._sem.release()
+
+    def wait(self, timeout: float) -> bool:
+        """Whether it rang (before `timeout`); every ring so far is answered."""
+        rung = self._sem.acquire(True, timeout)
+        while rung and self._sem.acquire(False):
+            pass
+        return rung
 
 
-def relay(event: Event, action: Callable[[], None], stop: threading.Event | Event) -> None:
-    """Call `action` each time another process sets `event`, until `stop` is set."""
+def relay(bell: Doorbell, action: Callable[[], None], stop: threading.Event) -> None:
+    """Call `action` each time another process rings `bell`, until `stop` is set."""
     while not stop.is_set():
-        if event.wait(timeout=1.0):
-            event.clear()
+        if bell.wait(timeout=1.0):
             action()
 
 
@@ -56,25 +77,29 @@ def child_main(
     database_url: str,
     data_dir: str,
     capacity: tuple[int, int, int],
-    wake_me: Event,
-    wake_parent: Event,
-    stop: Event,
+    wake_me: Doorbell,
+    wake_parent: Doorbell,
+    stop: Doorbell,
 ) -> None:
     """Entry point of the child: run the worker until `stop` is set or the parent is gone."""
     signalled: list[int] = []  # a handler may not touch `stop`: it could hold its lock
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: signalled.append(signum))
-    parent = os.getppid()
+    # The parent as it spawned us, not os.getppid() now: if `up` died while this process was
+    # starting, getppid() is already init's and the parent's death would go unnoticed.
+    parent = multiprocessing.parent_process()
     settings = Settings.model_validate_json(settings_json)
     setup_logging(settings.log_format)
     store = store_from_settings(database_url, settings)
-    store.subscribe(wake_parent.set)
+    store.subscribe(wake_parent.ring)
     worker = build_worker(settings, store, RunFiles(Path(data_dir)), Capacity(*capacity))
     worker.start()
-    threading.Thread(target=relay, args=(wake_me, worker.wake, stop), daemon=True).start()
+    relaying = threading.Event()
+    threading.Thread(target=relay, args=(wake_me, worker.wake, relaying), daemon=True).start()
     while not stop.wait(timeout=0.2):
-        if signalled or os.getppid() != parent:  # told to stop, or the parent died
+        if signalled or parent is None or not parent.is_alive():  # told to stop, or orphaned
             break
+    relaying.set()
     worker.stop()
     store.close()
 
@@ -86,9 +111,9 @@ class WorkerProcess:
         self, settings: Settings, database_url: str, data_dir: Path, capacity: Capacity
     ) -> None:
         ctx = multiprocessing.get_context("spawn")
-        self.wake_child = ctx.Event()
-        self.wake_parent = ctx.Event()
-        self.stop_event = ctx.Event()
+        self.wake_child = Doorbell(ctx)
+        self.wake_parent = Doorbell(ctx)
+        self.stop_event = Doorbell(ctx)
         self._relay_stop = threading.Event()
         self.process = ctx.Process(
             target=child_main,
@@ -115,11 +140,11 @@ class WorkerProcess:
         ).start()
 
     def wake(self) -> None:
-        self.wake_child.set()
+        self.wake_child.ring()
 
     def stop(self, timeout: float = 60.0) -> None:
         """Ask the child to stop (it kills its runs), wait, and make sure it is gone."""
-        self.stop_event.set()
+        self.stop_event.ring()
         self.process.join(timeout)
         if self.process.is_alive():
             self.process.kill()
