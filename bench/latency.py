@@ -37,6 +37,7 @@ from bench.common import (
     run_backends,
     say,
     submit_one,
+    write_json,
 )
 
 GOAL_P50_MS = 10.0
@@ -194,6 +195,14 @@ def main() -> int:
             f"- latency, {now_utc()[:10]}, {m.short()}, jobfleet {m.jobfleet} ({m.git}): "
             + "; ".join(parts)
             + f" — median of {args.runs} runs x N={args.n}, client clock via SSE"
+        )
+        write_json(
+            args,
+            "latency",
+            {
+                b.name: {"running_ms": run_m, "succeeded_ms": succ_m, "server_running_ms": srv}
+                for b, run_m, succ_m, srv in args.results
+            },
         )
     return rc
 
