@@ -31,6 +31,7 @@ from jobfleet.server.routes import (
 )
 from jobfleet.server.routes import failures as failure_routes
 from jobfleet.store import Store
+from jobfleet.store.wakeups import WORKER_KINDS
 from jobfleet.web import install as install_dashboard
 
 
@@ -61,10 +62,12 @@ class BodyLimit:
 
 def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     broadcaster = Broadcaster()
+    leases = Broadcaster()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         broadcaster.bind(asyncio.get_running_loop())
+        leases.bind(asyncio.get_running_loop())
         yield
 
     app = FastAPI(
@@ -73,10 +76,11 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
         description="A distributed batch-job orchestrator.",
         lifespan=lifespan,
     )
-    app.state.services = Services(store, settings, files, broadcaster)
+    app.state.services = Services(store, settings, files, broadcaster, leases)
     app.state.tokens = TokenCache(store)
     app.state.metrics = Metrics(store, lease_timeout=settings.lease_timeout)
     store.subscribe(broadcaster.notify)
+    store.subscribe(leases.notify, kinds=WORKER_KINDS)
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     for module in (health, jobs, events, logs, callbacks, metrics, principals, fleet, queues):

@@ -65,6 +65,13 @@ def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> i
     )
     if not _start(worker, server, signals):
         return 0
+    stop_watch = threading.Event()
+    threading.Thread(
+        target=watch_for_work,
+        args=(link, worker, stop_watch),
+        name="jobfleet-wait",
+        daemon=True,
+    ).start()
     print(
         f"jobfleet worker {name} in shard {w.shard} on {server}: {describe(capacity)}",
         file=sys.stderr,
@@ -73,11 +80,31 @@ def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> i
     while not signals:
         time.sleep(0.2)
     timeout = w.drain_timeout if len(signals) == 1 else 0.0
+    stop_watch.set()
     _second_signal_evicts(worker, signals)
     worker.drain(timeout)
     link.close()
     print("jobfleet: worker drained and deregistered", file=sys.stderr, flush=True)
     return 0
+
+
+def watch_for_work(link: HttpLink, worker: Worker, stop: threading.Event) -> None:
+    """Wake the worker as soon as the server has a lease or kill order (a long poll), so a new
+    job does not wait for the next `poll_interval`. The worker's own polls go on beside it."""
+    seen: str | None = None
+    failures = 0
+    while not stop.is_set():
+        try:
+            now = link.wait_for_work(worker.name, seen)
+            failures = 0
+        except Exception as exc:  # an older server, or none reachable: the polls cover it
+            failures += 1
+            log.debug("waiting for work failed (%s)", exc)
+            stop.wait(min(MAX_BACKOFF, 0.2 * 2**failures))
+            continue
+        if now != seen:
+            worker.wake()
+        seen = now
 
 
 def _start(worker: Worker, server: str, signals: list[int]) -> bool:

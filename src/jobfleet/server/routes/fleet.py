@@ -63,6 +63,11 @@ class SyncBody(_Body):
     renew: bool = False
 
 
+class WaitBody(_Body):
+    seen: str | None = Field(default=None, max_length=64)
+    timeout: float = Field(default=20.0, ge=0, le=60)
+
+
 class StartedBody(_Body):
     run_id: str = Field(max_length=64)
     fencing: int
@@ -149,6 +154,14 @@ async def sync(name: str, body: SyncBody, svc: Svc, _: WorkerCaller) -> dict[str
         lease_timeout=svc.settings.lease_timeout,
     )
     return {**wire.sync_json(answer), "lease_timeout": svc.settings.lease_timeout}
+
+
+@router.post("/workers/{name}/wait", summary="Wait until a lease or kill order may be there")
+async def wait(name: str, body: WaitBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+    """A long poll: answers at once if a lease or kill order was written (for any worker)
+    since `seen`, else when one is, or after `timeout` seconds; the worker then syncs. The
+    answer's `seen` goes into the next call."""
+    return {"seen": await svc.leases.wait_past(body.seen, body.timeout)}
 
 
 @router.post("/workers/{name}/report", summary="Starts and ends of runs, fenced")
