@@ -162,16 +162,16 @@ class LocalStack:
                 "the worker process exited (code %s); starting a new one", child.process.exitcode
             )
             self.child = WorkerProcess(*self._child_args)
-            self.child.start(self._on_child_commit)
+            self.child.start(self._on_child_commit, self.scheduler.wake)
 
     def _on_child_commit(self) -> None:
-        self.scheduler.wake()
+        # The scheduler is woken by its own relay: not by a report of starts only.
         self.deliverer.wake()  # the child may have written outbox rows (a terminal event)
         self.app.state.services.broadcaster.notify()
 
     def start(self) -> None:
         if self.child is not None:
-            self.child.start(self._on_child_commit)
+            self.child.start(self._on_child_commit, self.scheduler.wake)
             threading.Thread(target=self._watch_child, name="jobfleet-watch", daemon=True).start()
         if self.worker is not None:
             self.worker.start()
