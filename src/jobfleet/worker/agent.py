@@ -342,6 +342,8 @@ class Worker:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=30)
+        if self._starters is not None:
+            self._starters.shutdown(wait=True)
         self.executor.shutdown()  # joins the reaper: every exit is in the queue now
         self._final_report()
         self.shipper.stop()

@@ -30,6 +30,7 @@ from jobfleet.worker.shipper import HttpShipper
 
 log = logging.getLogger("jobfleet.worker")
 MAX_BACKOFF = 5.0  # longest wait between attempts while the servers cannot be reached
+WAKE_EVERY = 0.05  # the long poll wakes the worker at most this often (seconds)
 
 
 def worker_name(settings: Settings) -> str:
@@ -88,12 +89,18 @@ def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> i
     return 0
 
 
-def watch_for_work(link: HttpLink, worker: Worker, stop: threading.Event) -> None:
+def watch_for_work(
+    link: HttpLink, worker: Worker, stop: threading.Event, *, every: float = WAKE_EVERY
+) -> None:
     """Wake the worker as soon as the server has a lease or kill order (a long poll), so a new
-    job does not wait for the next `poll_interval`. The worker's own polls go on beside it."""
+    job does not wait for the next `poll_interval`. The worker's own polls go on beside it.
+
+    The server answers when a lease for *any* worker was written, so on a big fleet each lease
+    batch wakes every worker once: at most once per `every` seconds each, which bounds the
+    syncs it adds while leases are being written (none while the fleet is idle)."""
     seen: str | None = None
     failures = 0
-    while not stop.is_set():
+    while not stop.wait(every if seen is not None else 0):
         try:
             now = link.wait_for_work(worker.name, seen)
             failures = 0
