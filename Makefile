@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck unit bench bench-ui screenshots chromium clean
+.PHONY: run test lint typecheck unit bench bench-peers bench-ui screenshots chromium clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ chromium:
 	else \
 	  echo "$(CHROMIUM) is missing: run 'sudo apt-get install -y chromium' (tests/ui skip without it; with CI=true they fail)"; \
 	fi
+
+## bench-peers: jobfleet's submit, latency and drain beside the peers (../shared/bench/peers),
+## one run, one PostgreSQL server, one table with ratios (PEERS="..." REPS=1 RUNS=1; see bench/peers.sh)
+bench-peers: $(STAMP)
+	bash bench/peers.sh
 
 ## bench-ui: dashboard server time on 1,000,000 jobs in PostgreSQL
 bench-ui: $(STAMP)

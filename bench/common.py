@@ -802,7 +802,34 @@ def base_parser(
     ap.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (server logs, SQLite)"
     )
+    ap.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write the figures as JSON to FILE (what `make bench-peers` reads)",
+    )
     return ap
+
+
+def write_json(args: argparse.Namespace, name: str, backends: dict[str, dict[str, Any]]) -> None:
+    """With --json FILE: the run's figures, machine, date and commit as one JSON document."""
+    path = getattr(args, "json", None)
+    if not path:
+        return
+    m: Machine = args.machine
+    doc = {
+        "bench": name,
+        "date": now_utc(),
+        "git": m.git,
+        "jobfleet": m.jobfleet,
+        "speed": m.speed,
+        "machine": m.line(),
+        "runs": args.runs,
+        "n": args.n,
+        "config": os.environ.get("JOBFLEET_CONFIG"),
+        "backends": backends,
+    }
+    Path(path).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    say(f"figures written to {path}")
 
 
 def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:

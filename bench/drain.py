@@ -35,6 +35,7 @@ from bench.common import (
     runs_text,
     say,
     submit_batch,
+    write_json,
 )
 
 GOAL = 1_000.0  # jobs/s
@@ -149,6 +150,11 @@ def main() -> int:
             + "; ".join(parts)
             + f" — median of {args.runs}, N={args.n:,} /bin/true in batches of {args.batch:,}, "
             "first submit to last SUCCEEDED"
+        )
+        write_json(
+            args,
+            "drain",
+            {b.name: {"jobs_s": median(r), "runs_jobs_s": r} for b, r in args.results},
         )
     return rc
 

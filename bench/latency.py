@@ -13,6 +13,7 @@ fields (`submitted` -> `running`, `submitted` -> `succeeded`).
 from __future__ import annotations
 
 import argparse
+import itertools
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from bench.common import (
     run_backends,
     say,
     submit_one,
+    write_json,
 )
 
 GOAL_P50_MS = 10.0
@@ -51,11 +53,29 @@ class RunResult:
     srv_running: list[float] = field(default_factory=list)  # ms, event `time` fields
     srv_succeeded: list[float] = field(default_factory=list)
     post: list[float] = field(default_factory=list)  # ms, duration of the POST call
+    # ms between consecutive lifecycle events of a job (event `time`s): where the time goes
+    hops: dict[str, list[float]] = field(default_factory=dict)
 
     def stats(self, xs: list[float]) -> dict[str, float]:
         d = {f"p{p}": percentile(xs, p) for p in PCTS}
         d["max"] = max(xs)
         return d
+
+
+HOPS = ("submitted", "scheduled", "leased", "running", "succeeded")
+
+
+def record_hops(rec: EventRecorder, job_id: str, hops: dict[str, list[float]]) -> None:
+    """The server's time between each two consecutive lifecycle events of the job."""
+    times = {}
+    for t in HOPS:
+        got = rec.get(job_id, t)
+        if got is not None and got.event.get("time"):
+            times[t] = parse_time(str(got.event["time"]))
+    for a, b in itertools.pairwise(HOPS):
+        if a in times and b in times:
+            ms = (times[b] - times[a]).total_seconds() * 1000
+            hops.setdefault(f"{a}->{b}", []).append(ms)
 
 
 def line(d: dict[str, float]) -> str:
@@ -91,6 +111,7 @@ def one_run(server: Server, args: argparse.Namespace, job_set: str) -> RunResult
             if run is None:
                 raise BenchError(f"job {job_id} succeeded but no `running` event arrived")
             if i >= args.warmup:
+                record_hops(rec, job_id, res.hops)
                 res.post.append((t_post - t0) * 1000)
                 res.running.append((run.t - t0) * 1000)
                 res.succeeded.append((end.t - t0) * 1000)
@@ -133,6 +154,12 @@ def bench_backend(server: Server, backend: Backend, args: argparse.Namespace) ->
         else:
             say("            server-side: no `submitted` events with a `time` seen")
         say(f"            POST /v1/jobs call p50 {fmt_ms(percentile(r.post, 50))} ms")
+        if r.hops:
+            say(
+                "            hops (event times), p50: "
+                + ", ".join(f"{k} {fmt_ms(percentile(v, 50))}" for k, v in r.hops.items())
+                + " ms"
+            )
         server.check_alive()
 
     def med(attr: str) -> dict[str, float] | None:
@@ -194,6 +221,14 @@ def main() -> int:
             f"- latency, {now_utc()[:10]}, {m.short()}, jobfleet {m.jobfleet} ({m.git}): "
             + "; ".join(parts)
             + f" — median of {args.runs} runs x N={args.n}, client clock via SSE"
+        )
+        write_json(
+            args,
+            "latency",
+            {
+                b.name: {"running_ms": run_m, "succeeded_ms": succ_m, "server_running_ms": srv}
+                for b, run_m, succ_m, srv in args.results
+            },
         )
     return rc
 

@@ -40,6 +40,7 @@ from bench.common import (
     say,
     submit_batch,
     submit_one,
+    write_json,
 )
 
 GOAL_BATCH = 20_000.0  # jobs/s into PostgreSQL, batches
@@ -237,6 +238,21 @@ def main() -> int:
             + "; ".join(parts)
             + f" — median of {args.runs}, N={args.n:,} in batches of {args.batch:,} / "
             f"N={args.single_n:,} single, jobs kept QUEUED (cpu {args.cpu:g})"
+        )
+        write_json(
+            args,
+            "submit",
+            {
+                b.name: {
+                    "batch_jobs_s": median(br),
+                    "runs_batch_jobs_s": br,
+                    "batch": args.batch,
+                    "single_jobs_s": median(sr),
+                    "runs_single_jobs_s": sr,
+                    "threads": args.threads,
+                }
+                for b, br, sr in args.results
+            },
         )
     return rc
 

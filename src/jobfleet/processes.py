@@ -34,9 +34,12 @@ from jobfleet.server.app import create_app
 from jobfleet.store import Store
 from jobfleet.store.leader import Leadership
 from jobfleet.store.outbox_write import CALLBACK
+from jobfleet.store.wakeups import SCHEDULER_KINDS, WORKER_KINDS, Wakeups
 
 log = logging.getLogger("jobfleet")
-SCHEDULER_POLL = 0.25  # a scheduler in its own process is not woken by the API: it polls
+# A scheduler in its own process is woken by the API through LISTEN/NOTIFY on PostgreSQL (on
+# SQLite it is not); it also polls, in case a notification was lost.
+SCHEDULER_POLL = 0.25
 
 
 def prepare_store(settings: Settings, data_dir: Path) -> Store:
@@ -57,6 +60,16 @@ def run_server(settings: Settings, data_dir: Path) -> None:
     deliverer = Deliverer(store, settings.callbacks)
     store.subscribe(deliverer.wake, kinds=[CALLBACK])
     deliverer.start()
+    wakeups = None
+    if store.backend == "postgresql":
+        # What the scheduler (another process) writes: streams see it at once, workers' long
+        # polls answer at once; and the scheduler hears of submissions and reports.
+        svc = app.state.services
+        wakeups = Wakeups(store)
+        wakeups.subscribe(svc.broadcaster.notify)
+        wakeups.subscribe(svc.leases.notify, kinds=WORKER_KINDS)
+        wakeups.subscribe(deliverer.wake, kinds=[CALLBACK])
+        wakeups.start()
     server = _ForegroundServer(
         uvicorn.Config(
             app,
@@ -75,6 +88,8 @@ def run_server(settings: Settings, data_dir: Path) -> None:
     try:
         server.run()
     finally:
+        if wakeups is not None:
+            wakeups.stop()
         deliverer.stop()
         store.close()
         print("jobfleet: stopped", file=sys.stderr, flush=True)
@@ -97,6 +112,10 @@ def run_scheduler(settings: Settings, data_dir: Path) -> None:
         priority_classes=priority_classes(settings),
     )
     retention = Retention(store, settings, RunFiles(data_dir))
+    wakeups = None
+    if store.backend == "postgresql":  # woken by the API's submissions and workers' reports
+        wakeups = Wakeups(store)
+        wakeups.subscribe(scheduler.wake, kinds=SCHEDULER_KINDS)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -108,9 +127,13 @@ def run_scheduler(settings: Settings, data_dir: Path) -> None:
     )
     scheduler.start()
     retention.start()
+    if wakeups is not None:
+        wakeups.start()
     try:
         stop.wait()
     finally:
+        if wakeups is not None:
+            wakeups.stop()
         retention.stop()
         scheduler.stop()
         leadership.release()

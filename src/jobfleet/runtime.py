@@ -18,24 +18,21 @@ from jobfleet import metrics
 from jobfleet.callbacks.deliverer import Deliverer
 from jobfleet.config import Settings
 from jobfleet.housekeeping import Retention
-from jobfleet.lifecycle import EventType
 from jobfleet.logs import setup_logging
 from jobfleet.protocol import Capacity
 from jobfleet.runfiles import RunFiles
 from jobfleet.scheduling.loop import Scheduler
 from jobfleet.server.app import create_app
 from jobfleet.store import Store
-from jobfleet.store.base import ORDER
 from jobfleet.store.cycle import ClassInfo
 from jobfleet.store.outbox_write import CALLBACK
+from jobfleet.store.wakeups import SCHEDULER_KINDS, WORKER_KINDS
 from jobfleet.wiring import store_from_settings
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.isolation.gpus import detect_gpus
 from jobfleet.worker.local import WorkerProcess, build_worker
 
 log = logging.getLogger("jobfleet")
-# What a worker must hear of at once: new leases and new kill orders (not every submission).
-WORKER_KINDS = (EventType.LEASED.value, EventType.CANCEL_REQUESTED.value, ORDER)
 TOKEN_FILE = "admin-token"
 
 
@@ -132,7 +129,7 @@ class LocalStack:
             priority_classes=priority_classes(settings),
         )
         self.app = create_app(store, settings, self.files)
-        store.subscribe(self.scheduler.wake)
+        store.subscribe(self.scheduler.wake, kinds=SCHEDULER_KINDS)
         # Callbacks and retention: threads of their own, so they never slow scheduling.
         self.deliverer = Deliverer(store, settings.callbacks)
         store.subscribe(self.deliverer.wake, kinds=[CALLBACK])
@@ -165,16 +162,16 @@ class LocalStack:
                 "the worker process exited (code %s); starting a new one", child.process.exitcode
             )
             self.child = WorkerProcess(*self._child_args)
-            self.child.start(self._on_child_commit)
+            self.child.start(self._on_child_commit, self.scheduler.wake)
 
     def _on_child_commit(self) -> None:
-        self.scheduler.wake()
+        # The scheduler is woken by its own relay: not by a report of starts only.
         self.deliverer.wake()  # the child may have written outbox rows (a terminal event)
         self.app.state.services.broadcaster.notify()
 
     def start(self) -> None:
         if self.child is not None:
-            self.child.start(self._on_child_commit)
+            self.child.start(self._on_child_commit, self.scheduler.wake)
             threading.Thread(target=self._watch_child, name="jobfleet-watch", daemon=True).start()
         if self.worker is not None:
             self.worker.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -90,4 +91,31 @@ def test_an_unreachable_server_raises_after_a_few_quick_retries() -> None:
     with pytest.raises(ServerUnreachable):
         link.sync("w", renew=True)
     assert time.monotonic() - started < 5
+    link.close()
+
+
+def test_a_workers_long_poll_answers_when_a_lease_is_written(api: Api) -> None:
+    """POST /v1/workers/{name}/wait: at once the first time; then held open until a lease (or
+    kill order) is written, so a remote worker hears of a new job without polling."""
+    link, inc = remote_link(api)
+    began = time.monotonic()
+    seen = link.wait_for_work("remote-1", None)  # the first call answers at once
+    assert time.monotonic() - began < 5
+    box: dict[str, object] = {}
+
+    def poll() -> None:
+        began = time.monotonic()
+        box["seen"] = link.wait_for_work("remote-1", seen)
+        box["took"] = time.monotonic() - began
+
+    waiter = threading.Thread(target=poll)
+    waiter.start()
+    time.sleep(0.3)  # the poll is held open: nothing was leased yet
+    assert waiter.is_alive()
+    api.submit(command=["true"], selector=REMOTE)
+    waiter.join(timeout=10)
+    assert not waiter.is_alive() and box["seen"] != seen
+    assert float(box["took"]) < 10  # type: ignore[arg-type]
+    sync = link.sync("remote-1", incarnation=inc)
+    assert len(sync.assignments) == 1
     link.close()

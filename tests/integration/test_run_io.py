@@ -41,6 +41,15 @@ def test_every_stored_line_has_a_timestamp_and_a_last_partial_line_is_kept(
     assert runner.log(run, "stderr") == "two\n"
 
 
+def test_a_silent_stream_makes_no_log_file_and_reads_as_empty(runner: Runner) -> None:
+    """Log files are made at a stream's first output: a run that prints nothing costs none."""
+    run = runner.start(["sh", "-c", "echo only-err >&2"])
+    assert runner.wait(run).outcome == "succeeded"
+    assert not runner.files.log(run, "stdout").exists()
+    assert runner.log(run) == ""
+    assert runner.log(run, "stderr") == "only-err\n"
+
+
 def test_a_line_is_in_the_log_within_a_second_while_the_job_runs(
     runner: Runner, tmp_path: Path
 ) -> None:

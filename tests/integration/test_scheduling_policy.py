@@ -4,6 +4,7 @@ dependencies (PRODUCT.md §2, §3, §7)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -272,3 +273,29 @@ def test_each_after_kind_of_dependency(
     assert job["state"] == expected
     if expected == "FAILED":
         assert job["failure"]["condition"] == "DEPENDENCY_FAILED"
+
+
+def test_the_scheduler_wakes_on_new_work_and_endings_not_on_its_own_writes_or_starts(
+    store: Store,
+) -> None:
+    """What `up` subscribes the scheduler to (SCHEDULER_KINDS): a submission and a run's end
+    wake it; its own routing and leases and a report of starts only do not, and a cycle that
+    placed all it read does not ask for another one at once."""
+    from jobfleet.store.wakeups import SCHEDULER_KINDS
+
+    s = scheduler(store)
+    woken = threading.Event()
+    store.subscribe(woken.set, kinds=SCHEDULER_KINDS)
+    worker(store)
+    [job_id] = store.submit([spec()])
+    assert woken.is_set()
+    woken.clear()
+    assert s.cycle() == 2  # routed and leased in one cycle
+    assert not woken.is_set() and not s._more
+    [a] = store.assignments("w1")
+    assert a.job_id == job_id
+    store.report("w1", [Started(a.run_id, a.fencing, time.time())], [])
+    assert not woken.is_set()
+    store.report("w1", [], [Finished(a.run_id, a.fencing, "succeeded", time.time(), 0)])
+    assert woken.is_set()
+    assert store.get_job(job_id)["state"] == "SUCCEEDED"

@@ -14,7 +14,8 @@ from jobfleet.failures import TERMINATION_MESSAGE_LIMIT, Condition, FailureInfo,
 from jobfleet.protocol import CHECKPOINT_LIMIT
 from jobfleet.runfiles import RunFiles
 from jobfleet.scheduling.avoid import usable
-from jobfleet.scheduling.placement import Demand, Room, place
+from jobfleet.scheduling.cycle import lanes_of, plan_cycle
+from jobfleet.scheduling.placement import Demand, Room
 from jobfleet.worker import checkpoints as cp
 from jobfleet.worker.logpump import MAX_LINE, stamp
 from jobfleet.worker.outcome import termination_message
@@ -79,22 +80,22 @@ def rooms(*names: str) -> list[Room]:
 def test_avoided_workers_are_left_out_when_another_can_hold_the_job() -> None:
     d = Demand("j", 1000, 2**30, avoid=frozenset({"a"}))
     assert [r.worker for r in usable(d, rooms("a", "b"), rooms("a", "b"))] == ["b"]
-    plan = place([d], rooms("a", "b"), rooms("a", "b"), "s")
+    plan = plan_cycle(lanes_of([d]), {}, rooms("a", "b"), rooms("a", "b"), "s")
     assert plan.placed == [("j", "b")]
 
 
 def test_the_job_waits_for_the_other_worker_when_it_is_busy() -> None:
     d = Demand("j", 1000, 2**30, avoid=frozenset({"a"}))
     busy_b = [Room("a", *W), Room("b", 0, 0)]
-    plan = place([d], busy_b, rooms("a", "b"), "s")
+    plan = plan_cycle(lanes_of([d]), {}, busy_b, rooms("a", "b"), "s")
     assert plan.placed == []
-    assert "busy" in plan.reasons["j"]
+    assert "room" in plan.reasons["j"]
 
 
 def test_avoidance_yields_when_no_other_worker_could_ever_hold_the_job() -> None:
     d = Demand("j", 3000, 2**30, avoid=frozenset({"a"}))
     small_b = [Room("a", *W), Room("b", 2000, 2**30)]
-    assert place([d], small_b, small_b, "s").placed == [("j", "a")]
+    assert plan_cycle(lanes_of([d]), {}, small_b, small_b, "s").placed == [("j", "a")]
 
 
 def test_no_avoid_set_changes_nothing() -> None:

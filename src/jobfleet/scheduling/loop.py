@@ -59,6 +59,7 @@ class Scheduler:
         self.on_cycle = on_cycle
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._more = False  # the last cycle stopped at a batch limit: more work may be there
         self._next_housekeeping = 0.0
         self._next_reroute = 0.0
         self._reasons: dict[str, str] = {}  # what we last wrote, so only changes are written
@@ -82,9 +83,13 @@ class Scheduler:
         last_busy = 0.0
         while not self._stop.is_set():
             try:
+                # Another cycle at once only while one may find more to do (it filled a batch
+                # or moved jobs from a lane it read in part); otherwise a change wakes us.
                 while (moved := self._timed_cycle()) and not self._stop.is_set():
                     if moved >= BUSY_BATCH:
                         last_busy = time.monotonic()
+                    if not self._more:
+                        break
             except NotLeader as exc:
                 log.warning("%s: standing by", exc)
             except Exception:
@@ -123,6 +128,7 @@ class Scheduler:
     def cycle(self) -> int:
         """One pass: route the intake to shards, then place each shard's queue on its workers;
         returns how many jobs moved. A standby (the gate says no) does nothing."""
+        self._more = False
         if self.gate is not None and not self.gate():
             return 0
         moved = 0
@@ -149,6 +155,8 @@ class Scheduler:
             moved += self.store.return_to_intake(back, waited=self.reroute_after)
         largest = _largest([r for s in states for r in s.totals])
         needs = self.store.intake(limit=ROUTE_BATCH, largest=largest)
+        if len(needs) >= ROUTE_BATCH:
+            self._more = True
         if needs and len(states) > 1:  # only then does what each queue holds matter
             queued = self.store.queued_demand()
             for state in states:
@@ -187,6 +195,8 @@ class Scheduler:
             unread=unread,
         )
         leased = self.store.lease(shard, plan.placed, lease_timeout=self.lease_timeout)
+        if leased and (unread or len(plan.placed) >= MAX_PLACEMENTS):
+            self._more = True
         reasons = plan.reasons
         if plan.unplaced:
             reasons.update(self._preempt(shard, plan, totals))

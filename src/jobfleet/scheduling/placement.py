@@ -1,11 +1,10 @@
-"""Placement: pure best-fit of pending jobs onto workers. Never over-commits a worker."""
+"""What placement works on: a pending job (`Demand`), a worker's free room (`Room`), and why a
+job fits nowhere (`explain`). The placing itself is `cycle.plan_cycle`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-
-from jobfleet.scheduling.avoid import usable
 
 
 @dataclass(slots=True)
@@ -46,56 +45,6 @@ class Room:
         self.cpu_milli -= d.cpu_milli
         self.memory -= d.memory
         self.gpu -= d.gpu
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    placed: list[tuple[str, str]]  # (job_id, worker)
-    reasons: dict[str, str]  # job_id -> why it was not placed
-
-
-def _leftover(room: Room, d: Demand, total: Room) -> float:
-    """Best fit: the smaller the share of the worker left free after placing, the better."""
-    share = 0.0
-    for free, need, cap in (
-        (room.cpu_milli, d.cpu_milli, total.cpu_milli),
-        (room.memory, d.memory, total.memory),
-    ):
-        share += (free - need) / cap if cap else 0.0
-    return share
-
-
-def place(
-    demands: Sequence[Demand], rooms: Sequence[Room], totals: Sequence[Room], shard: str
-) -> Plan:
-    """Place `demands` in order (already sorted by priority, then submit order).
-
-    A job that does not fit is skipped (smaller jobs behind it may still fit) and gets a reason.
-    Reasons are worked out once per shape of request, so a long queue costs little.
-    """
-    total_of = {t.worker: t for t in totals}
-    placed: list[tuple[str, str]] = []
-    reasons: dict[str, str] = {}
-    why: dict[tuple[int, int, int, frozenset[str]], str] = {}
-    for d in demands:
-        best: Room | None = None
-        best_score = 0.0
-        candidates = usable(d, rooms, totals)
-        for room in candidates:
-            if room.fits(d):
-                score = _leftover(room, d, total_of.get(room.worker, room))
-                if best is None or score < best_score:
-                    best, best_score = room, score
-        if best is None:
-            shape = (d.cpu_milli, d.memory, d.gpu, d.avoid)
-            if shape not in why:
-                why[shape] = explain(d, candidates, totals, shard)
-            reasons[d.job_id] = why[shape]
-            continue
-        best.take(d)
-        why.clear()  # the rooms changed
-        placed.append((d.job_id, best.worker))
-    return Plan(placed, reasons)
 
 
 def explain(d: Demand, rooms: Sequence[Room], totals: Sequence[Room], shard: str) -> str:

@@ -32,6 +32,7 @@ from jobfleet.server.routes import (
 )
 from jobfleet.server.routes import failures as failure_routes
 from jobfleet.store import Store
+from jobfleet.store.wakeups import WORKER_KINDS
 from jobfleet.web import install as install_dashboard
 
 
@@ -62,10 +63,12 @@ class BodyLimit:
 
 def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     broadcaster = Broadcaster()
+    leases = Broadcaster()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         broadcaster.bind(asyncio.get_running_loop())
+        leases.bind(asyncio.get_running_loop())
         yield
 
     app = FastAPI(
@@ -77,11 +80,12 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
         redoc_url=None,
         generate_unique_id_function=openapi.operation_id_for({}),
     )
-    app.state.services = Services(store, settings, files, broadcaster)
+    app.state.services = Services(store, settings, files, broadcaster, leases)
     app.state.tokens = TokenCache(store)
     categories = [c.name for c in settings.error_categories]
     app.state.metrics = Metrics(store, lease_timeout=settings.lease_timeout, categories=categories)
     store.subscribe(broadcaster.notify)
+    store.subscribe(leases.notify, kinds=WORKER_KINDS)
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     for module in (health, jobs, events, logs, callbacks, metrics, principals, fleet, queues):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,6 +19,8 @@ class Services:
     settings: Settings
     files: RunFiles
     broadcaster: Broadcaster
+    # Wakes workers' long polls (POST /v1/workers/{name}/wait): a lease or kill order was written.
+    leases: Broadcaster = field(default_factory=Broadcaster)
 
 
 def services(request: Request) -> Services:

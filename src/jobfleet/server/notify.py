@@ -1,16 +1,26 @@
-"""Wakes SSE streams when the store commits events. Called from any thread; waited on in the
-event loop. Streams also poll once a second, for events written by other processes."""
+"""Wakes SSE streams when the store commits events, and workers' long polls when a lease or a
+kill order is written. Called from any thread; waited on in the event loop. Events written by
+other processes arrive through LISTEN/NOTIFY on PostgreSQL (store/wakeups.py); streams also
+poll once a second."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 
 
 class Broadcaster:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
+        self._boot = secrets.token_hex(4)
+        self._fired = 0  # how many times it woke its waiters
+
+    @property
+    def seen(self) -> str:
+        """A token of the wake-ups so far (this process's own: another replica's differs)."""
+        return f"{self._boot}:{self._fired}"
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -23,6 +33,7 @@ class Broadcaster:
             loop.call_soon_threadsafe(self._fire)
 
     def _fire(self) -> None:
+        self._fired += 1
         if self._event is not None:
             self._event.set()
             self._event = asyncio.Event()
@@ -34,3 +45,10 @@ class Broadcaster:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
+
+    async def wait_past(self, seen: str | None, timeout: float) -> str:
+        """Return at once if there was a wake-up since `seen` (a token from `seen`), else wait
+        for the next one up to `timeout`; returns the token to send next time."""
+        if seen == self.seen:
+            await self.wait(timeout)
+        return self.seen

@@ -327,6 +327,12 @@ class ReportAnswer(_Doc):
     refused: dict[str, str]
 
 
+class WaitAnswer(_Doc):
+    """The worker's long poll answered: pass `seen` to the next call."""
+
+    seen: str | None
+
+
 class LogAck(_Doc):
     acked: dict[str, dict[str, int]]
     refused: dict[str, str]

@@ -125,18 +125,23 @@ class _DemandMaker:
         return got
 
     def __call__(self, r: Any) -> Demand:
-        avoid = r.avoid_workers
+        # A row of the lanes' columns (`cols` in `lanes`, the same order in _LANES_PG), read
+        # as a tuple: access by name costs more, and a cycle reads PER_LANE rows of each lane.
+        _, _, job_id, cpu, memory, gpu, queue, cls, gang, size, avoid, selector = r
+        level = self.levels.get(cls)
+        if level is None:
+            level = self.level(cls)
         return Demand(
-            r.id,
-            r.cpu_milli,
-            r.memory,
-            r.gpu,
+            job_id,
+            cpu,
+            memory,
+            gpu,
             frozenset(avoid) if avoid else _NO_WORKERS,
-            r.selector or {},
-            r.queue,
-            self.level(r.priority_class),
-            r.gang_id,
-            r.gang_size or 1,
+            selector or {},
+            queue,
+            level,
+            gang,
+            size or 1,
         )
 
     def lanes(self, rows: Iterable[Any], per_lane: int) -> tuple[list[Demand], set[Lane]]:
@@ -150,8 +155,8 @@ class _DemandMaker:
         for r in rows:
             d = self(r)
             lane = (d.class_priority, d.queue)
-            groups.setdefault(lane, []).append((r.neg_priority, r.seq, d))
-            key = (lane, r.priority_class)
+            groups.setdefault(lane, []).append((r[1], r[0], d))  # (neg_priority, seq, demand)
+            key = (lane, r[7])  # the stored lane: its priority_class
             stored[key] = stored.get(key, 0) + 1
         merged = Counter(lane for lane, _ in stored)
         out: list[Demand] = []

@@ -10,11 +10,20 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from jobfleet.errors import Conflict, NotFound
-from jobfleet.protocol import Capacity, Checkpoint, Finished, ReportResult, Started, Sync
+from jobfleet.protocol import (
+    Assignment,
+    Capacity,
+    Checkpoint,
+    Finished,
+    ReportResult,
+    Started,
+    Sync,
+)
 from jobfleet.runfiles import RunFiles
 from jobfleet.worker.checkpoints import CheckpointWatcher
 from jobfleet.worker.executor import Executor
@@ -29,6 +38,9 @@ FLUSH_SECONDS = 0.05  # ... or this long, whichever comes first
 BUSY_WINDOW = 0.2  # seconds since the last big report during which the worker counts as busy
 BUSY_BATCH = 32  # a report of this many runs is "big"; a lone job never waits to coalesce
 COALESCE = 0.01  # how long a busy worker gathers exits before it reports
+# Threads that start runs when a sync brings several: a start mostly waits on the kernel
+# (cgroup files, fork/exec of the sandbox), so two overlap well on two cores.
+START_THREADS = 2
 
 
 class Link(Protocol):
@@ -124,6 +136,7 @@ class Worker:
         self._unsent: tuple[list[Started], list[Finished]] = ([], [])  # reports to send again
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._starters: ThreadPoolExecutor | None = None
         self._thread = threading.Thread(target=self._loop, name="jobfleet-worker", daemon=True)
 
     def start(self) -> None:
@@ -159,6 +172,8 @@ class Worker:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=30)
+        if self._starters is not None:
+            self._starters.shutdown(wait=True)
         self.shipper.stop()
         self.executor.shutdown()
         self.ledger.close()
@@ -221,9 +236,7 @@ class Worker:
         started: list[Started] = []
         finished: list[Finished] = []
         flushed = time.monotonic()
-        for a in sync.assignments:
-            self._known.add(a.run_id)
-            failed = self.executor.start(a)
+        for a, failed in self._start_all(sync.assignments):
             if failed is None:
                 self._fencing[a.run_id] = a.fencing
                 started.append(Started(a.run_id, a.fencing, time.time()))
@@ -238,6 +251,23 @@ class Worker:
             if run_id in running:
                 self.executor.kill(run_id, kind)
         self._flush(started, finished)
+
+    def _start_all(
+        self, assignments: list[Assignment]
+    ) -> Iterator[tuple[Assignment, Finished | None]]:
+        """Start each assignment; yields (assignment, START_ERROR result or None) in order.
+        One run starts right here; several start from START_THREADS threads."""
+        for a in assignments:
+            self._known.add(a.run_id)
+        if len(assignments) < 2:
+            for a in assignments:
+                yield a, self.executor.start(a)
+            return
+        if self._starters is None:
+            self._starters = ThreadPoolExecutor(START_THREADS, thread_name_prefix="jobfleet-start")
+        yield from zip(
+            assignments, self._starters.map(self.executor.start, assignments), strict=True
+        )
 
     def _reconcile(self, sync: Sync) -> None:
         """Kill what the server says is no longer ours (our lease expired while we were cut off)."""
@@ -312,6 +342,8 @@ class Worker:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=30)
+        if self._starters is not None:
+            self._starters.shutdown(wait=True)
         self.executor.shutdown()  # joins the reaper: every exit is in the queue now
         self._final_report()
         self.shipper.stop()

@@ -29,6 +29,7 @@ from jobfleet.protocol import (
 )
 
 RETRY_STATUS = frozenset({502, 503, 504})
+WAIT_SECONDS = 20.0  # how long one long poll for new work may be held open by the server
 
 
 class HttpLink:
@@ -50,9 +51,28 @@ class HttpLink:
             timeout=timeout,
             transport=transport,
         )
+        # The long poll (`wait_for_work`) has a client of its own: it runs in its own thread
+        # and holds its request open for many seconds.
+        self._waiter = httpx.Client(
+            base_url=self.server,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout + WAIT_SECONDS,
+            transport=transport,
+        )
 
     def close(self) -> None:
         self._http.close()
+        self._waiter.close()
+
+    def wait_for_work(self, worker: str, seen: str | None) -> str:
+        """Long poll: returns when a lease or kill order may be there for this worker (or
+        after WAIT_SECONDS); the answer is the `seen` to send next time."""
+        response = self._waiter.post(
+            f"{_path(worker)}/wait", json={"seen": seen, "timeout": WAIT_SECONDS}
+        )
+        if response.is_error:
+            raise error_from_response(response)
+        return str(response.json()["seen"])
 
     def register_worker(
         self,

@@ -23,6 +23,7 @@ from jobfleet.logs import setup_logging
 from jobfleet.protocol import Capacity
 from jobfleet.runfiles import RunFiles
 from jobfleet.store import Store
+from jobfleet.store.wakeups import SCHEDULER_KINDS
 from jobfleet.wiring import store_from_settings
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.setup import execution_parts
@@ -80,6 +81,7 @@ def child_main(
     wake_me: Doorbell,
     wake_parent: Doorbell,
     stop: Doorbell,
+    wake_scheduler: Doorbell | None = None,
 ) -> None:
     """Entry point of the child: run the worker until `stop` is set or the parent is gone."""
     signalled: list[int] = []  # a handler may not touch `stop`: it could hold its lock
@@ -91,7 +93,9 @@ def child_main(
     settings = Settings.model_validate_json(settings_json)
     setup_logging(settings.log_format)
     store = store_from_settings(database_url, settings)
-    store.subscribe(wake_parent.ring)
+    store.subscribe(wake_parent.ring)  # the SSE streams and the deliverer: every kind
+    if wake_scheduler is not None:  # the scheduler: not for a report of starts only
+        store.subscribe(wake_scheduler.ring, kinds=SCHEDULER_KINDS)
     worker = build_worker(settings, store, RunFiles(Path(data_dir)), Capacity(*capacity))
     worker.start()
     relaying = threading.Event()
@@ -113,6 +117,7 @@ class WorkerProcess:
         ctx = multiprocessing.get_context("spawn")
         self.wake_child = Doorbell(ctx)
         self.wake_parent = Doorbell(ctx)
+        self.wake_scheduler = Doorbell(ctx)
         self.stop_event = Doorbell(ctx)
         self._relay_stop = threading.Event()
         self.process = ctx.Process(
@@ -126,18 +131,26 @@ class WorkerProcess:
                 self.wake_child,
                 self.wake_parent,
                 self.stop_event,
+                self.wake_scheduler,
             ),
             daemon=False,
         )
 
-    def start(self, on_child_commit: Callable[[], None]) -> None:
+    def start(
+        self,
+        on_child_commit: Callable[[], None],
+        on_scheduler_work: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_child_commit` after each of the child's commits with events (any kind);
+        `on_scheduler_work` only after those the scheduler must hear of (not starts only)."""
         self.process.start()
-        threading.Thread(
-            target=relay,
-            args=(self.wake_parent, on_child_commit, self._relay_stop),
-            name="jobfleet-worker-relay",
-            daemon=True,
-        ).start()
+        relays = [(self.wake_parent, on_child_commit, "jobfleet-worker-relay")]
+        if on_scheduler_work is not None:
+            relays.append((self.wake_scheduler, on_scheduler_work, "jobfleet-scheduler-relay"))
+        for event, action, name in relays:
+            threading.Thread(
+                target=relay, args=(event, action, self._relay_stop), name=name, daemon=True
+            ).start()
 
     def wake(self) -> None:
         self.wake_child.ring()

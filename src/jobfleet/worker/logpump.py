@@ -50,9 +50,16 @@ def split_stamp(line: str) -> tuple[str | None, str]:
 
 @dataclass
 class _Stream:
-    out: int  # the log file's descriptor
+    path: Path  # the log file, created at the first output (a silent run makes none)
+    out: int | None = None  # its descriptor once created
     partial: bytes = b""
     dropped: int = 0
+
+    def write(self, data: bytes) -> None:
+        if self.out is None:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+            self.out = os.open(self.path, flags, 0o644)
+        os.write(self.out, data)
 
 
 @dataclass
@@ -78,12 +85,12 @@ class LogPump:
         self._thread.start()
 
     def add(self, run_id: str, pipes: dict[int, Path]) -> None:
-        """Start copying each pipe (read end) into its log file (appended)."""
+        """Start copying each pipe (read end) into its log file (appended; the file is made at
+        the run's first output on that pipe, so a silent run costs no file)."""
         run = _RunLog(self.limit)
         for fd, path in pipes.items():
             os.set_blocking(fd, False)
-            out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-            run.streams[fd] = _Stream(out)
+            run.streams[fd] = _Stream(path)
         with self._lock:
             self._runs[run_id] = run
             for fd in pipes:
@@ -156,8 +163,9 @@ class LogPump:
         stream = run.streams.pop(fd)
         self._lines(run, stream, b"", final=True)
         if stream.dropped:
-            os.write(stream.out, stamp() + _dropped_note(stream.dropped, run.limit))
-        os.close(stream.out)
+            stream.write(stamp() + _dropped_note(stream.dropped, run.limit))
+        if stream.out is not None:
+            os.close(stream.out)
         with contextlib.suppress(KeyError, ValueError):
             self._sel.unregister(fd)
         self._owner.pop(fd, None)
@@ -187,7 +195,7 @@ class LogPump:
             run.written += len(line) + 1
             out.append(prefix + line + b"\n")
         if out:
-            os.write(stream.out, b"".join(out))
+            stream.write(b"".join(out))
 
 
 def _limit_note(limit: int) -> bytes:

@@ -30,6 +30,7 @@ from jobfleet.worker.shipper import HttpShipper
 
 log = logging.getLogger("jobfleet.worker")
 MAX_BACKOFF = 5.0  # longest wait between attempts while the servers cannot be reached
+WAKE_EVERY = 0.05  # the long poll wakes the worker at most this often (seconds)
 
 
 def worker_name(settings: Settings) -> str:
@@ -65,6 +66,13 @@ def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> i
     )
     if not _start(worker, server, signals):
         return 0
+    stop_watch = threading.Event()
+    threading.Thread(
+        target=watch_for_work,
+        args=(link, worker, stop_watch),
+        name="jobfleet-wait",
+        daemon=True,
+    ).start()
     print(
         f"jobfleet worker {name} in shard {w.shard} on {server}: {describe(capacity)}",
         file=sys.stderr,
@@ -73,11 +81,37 @@ def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> i
     while not signals:
         time.sleep(0.2)
     timeout = w.drain_timeout if len(signals) == 1 else 0.0
+    stop_watch.set()
     _second_signal_evicts(worker, signals)
     worker.drain(timeout)
     link.close()
     print("jobfleet: worker drained and deregistered", file=sys.stderr, flush=True)
     return 0
+
+
+def watch_for_work(
+    link: HttpLink, worker: Worker, stop: threading.Event, *, every: float = WAKE_EVERY
+) -> None:
+    """Wake the worker as soon as the server has a lease or kill order (a long poll), so a new
+    job does not wait for the next `poll_interval`. The worker's own polls go on beside it.
+
+    The server answers when a lease for *any* worker was written, so on a big fleet each lease
+    batch wakes every worker once: at most once per `every` seconds each, which bounds the
+    syncs it adds while leases are being written (none while the fleet is idle)."""
+    seen: str | None = None
+    failures = 0
+    while not stop.wait(every if seen is not None else 0):
+        try:
+            now = link.wait_for_work(worker.name, seen)
+            failures = 0
+        except Exception as exc:  # an older server, or none reachable: the polls cover it
+            failures += 1
+            log.debug("waiting for work failed (%s)", exc)
+            stop.wait(min(MAX_BACKOFF, 0.2 * 2**failures))
+            continue
+        if now != seen:
+            worker.wake()
+        seen = now
 
 
 def _start(worker: Worker, server: str, signals: list[int]) -> bool:

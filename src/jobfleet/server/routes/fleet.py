@@ -31,6 +31,7 @@ from jobfleet.server.schemas import (
     ReportAnswer,
     ShardList,
     SyncAnswer,
+    WaitAnswer,
     WorkerList,
     WorkerStateAnswer,
 )
@@ -71,6 +72,11 @@ class SyncBody(_Body):
     held: list[str] = Field(default_factory=list, max_length=MAX_RUNS)
     exclude: list[str] = Field(default_factory=list, max_length=MAX_RUNS)
     renew: bool = False
+
+
+class WaitBody(_Body):
+    seen: str | None = Field(default=None, max_length=64)
+    timeout: float = Field(default=20.0, ge=0, le=60)
 
 
 class StartedBody(_Body):
@@ -170,6 +176,19 @@ async def sync(name: str, body: SyncBody, svc: Svc, _: WorkerCaller) -> dict[str
         lease_timeout=svc.settings.lease_timeout,
     )
     return {**wire.sync_json(answer), "lease_timeout": svc.settings.lease_timeout}
+
+
+@router.post(
+    "/workers/{name}/wait",
+    summary="Wait until a lease or kill order may be there",
+    response_model=None,
+    responses={200: {"model": WaitAnswer}},
+)
+async def wait(name: str, body: WaitBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+    """A long poll: answers at once if a lease or kill order was written (for any worker)
+    since `seen`, else when one is, or after `timeout` seconds; the worker then syncs. The
+    answer's `seen` goes into the next call."""
+    return {"seen": await svc.leases.wait_past(body.seen, body.timeout)}
 
 
 @router.post(
