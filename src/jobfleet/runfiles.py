@@ -21,7 +21,8 @@ BUCKET = 6
 
 class RunFiles:
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
+        self.data_dir = data_dir.absolute()  # jobs get these paths; their cwd is elsewhere
+        data_dir = self.data_dir
         self.logs = data_dir / "logs"
         self.work = data_dir / "work"
         self._made: set[Path] = set()

@@ -55,7 +55,7 @@ def server(
 
     settings = load_settings(config_file, database=database, host=host, port=port)
     setup_logging(settings.log_format)
-    run_server(settings, data_dir or default_data_dir())
+    run_server(settings, (data_dir or default_data_dir()).absolute())
 
 
 @click.command("scheduler")
@@ -70,7 +70,7 @@ def scheduler(database: str | None, data_dir: Path | None, config_file: str | No
 
     settings = load_settings(config_file, database=database)
     setup_logging(settings.log_format)
-    run_scheduler(settings, data_dir or default_data_dir())
+    run_scheduler(settings, (data_dir or default_data_dir()).absolute())
 
 
 @click.command("worker")
@@ -124,7 +124,7 @@ def worker(
     url, token = resolve(server_url or state.server, token or state.token)
     if not token:
         raise ConfigError("a worker needs a token: pass --token T or set JOBFLEET_TOKEN")
-    where = data_dir or default_data_dir() / f"worker-{worker_name(settings)}"
+    where = (data_dir or default_data_dir() / f"worker-{worker_name(settings)}").absolute()
     sys.exit(run_worker(settings, url, token, where))
 
 

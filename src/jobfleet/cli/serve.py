@@ -35,7 +35,7 @@ def up(
     )
     from jobfleet.runtime import default_data_dir, run_up
 
-    run_up(settings, data_dir or default_data_dir())
+    run_up(settings, (data_dir or default_data_dir()).absolute())
 
 
 @click.group("db")

@@ -200,7 +200,13 @@ class WorkerOps(FailureOps):
         ]
         done = {f.run_id for f in succeeded + cancelled}
         self._end_runs(conn, succeeded, RunState.SUCCEEDED)
-        self._move(conn, [refs[f.run_id] for f in succeeded], Op.SUCCEED, payload={"exit_code": 0})
+        self._move(
+            conn,
+            [refs[f.run_id] for f in succeeded],
+            Op.SUCCEED,
+            values={"failure": None},  # an earlier attempt's failure is not the job's now
+            payload={"exit_code": 0},
+        )
         self._end_runs(conn, cancelled, RunState.CANCELLED)
         self._move(
             conn,
