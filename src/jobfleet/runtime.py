@@ -14,9 +14,10 @@ from pathlib import Path
 
 import uvicorn
 
-from jobfleet import metrics
+from jobfleet import datadir, metrics
 from jobfleet.callbacks.deliverer import Deliverer
 from jobfleet.config import Settings
+from jobfleet.datadir import identity
 from jobfleet.housekeeping import Retention
 from jobfleet.lifecycle import EventType
 from jobfleet.logs import setup_logging
@@ -31,7 +32,7 @@ from jobfleet.store.outbox_write import CALLBACK
 from jobfleet.wiring import store_from_settings
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.isolation.gpus import detect_gpus
-from jobfleet.worker.local import WorkerProcess, build_worker
+from jobfleet.worker.local import WorkerProcess, build_worker, local_name
 
 log = logging.getLogger("jobfleet")
 # What a worker must hear of at once: new leases and new kill orders (not every submission).
@@ -50,6 +51,11 @@ def database_url(settings: Settings, data_dir: Path) -> str:
 
 def open_store(settings: Settings, data_dir: Path) -> Store:
     """Open the store, migrate it, and make sure configured queues and defaults exist."""
+    if not settings.database:  # the embedded SQLite file: 0600, and so its WAL and SHM
+        db = datadir.private_file(datadir.private_dir(data_dir) / "jobfleet.db")
+        for extra in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            if extra.exists():
+                os.chmod(extra, 0o600)
     store = store_from_settings(database_url(settings, data_dir), settings)
     store.migrate()
     store.ensure_defaults(shard=settings.worker.shard)
@@ -80,7 +86,7 @@ def admin_token(store: Store, data_dir: Path) -> AdminToken:
     if store.has_admin_token():
         return AdminToken(None, False, path)  # made elsewhere (a shared database)
     token = store.create_token("admin", admin=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    datadir.private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
@@ -174,6 +180,9 @@ class LocalStack:
 
     def start(self) -> None:
         if self.child is not None:
+            # The previous `up`'s worker registration (same identity) is retired before the
+            # scheduler starts: nothing is leased to it while the new worker process starts.
+            self.store.retire_worker(local_name(self._child_args[0]), identity(self.files.data_dir))
             self.child.start(self._on_child_commit)
             threading.Thread(target=self._watch_child, name="jobfleet-watch", daemon=True).start()
         if self.worker is not None:
@@ -209,7 +218,7 @@ class _ForegroundServer(uvicorn.Server):
 def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> None:
     """Run everything in the foreground until SIGINT/SIGTERM, then shut down cleanly."""
     setup_logging(settings.log_format)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    held = datadir.lock(data_dir, "jobfleet up")  # before anything: a second `up` stops here
     store = open_store(settings, data_dir)
     token = admin_token(store, data_dir)
     url = f"http://{settings.host}:{settings.port}"
@@ -233,6 +242,7 @@ def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> 
         say("jobfleet: shutting down…", settings)
         stack.stop()
         store.close()
+        held.release()
         say("jobfleet: stopped", settings)
 
 

@@ -102,6 +102,7 @@ def worker(
 ) -> None:
     """Run jobs on this machine for a shard; talks only HTTP to --server with --token."""
     from jobfleet.client.profile import resolve
+    from jobfleet.datadir import AlreadyRunning
     from jobfleet.logs import setup_logging
     from jobfleet.runtime import default_data_dir
     from jobfleet.worker.remote import run_worker, worker_name
@@ -125,7 +126,13 @@ def worker(
     if not token:
         raise ConfigError("a worker needs a token: pass --token T or set JOBFLEET_TOKEN")
     where = (data_dir or default_data_dir() / f"worker-{worker_name(settings)}").absolute()
-    sys.exit(run_worker(settings, url, token, where))
+    try:
+        code = run_worker(settings, url, token, where)
+    except AlreadyRunning as exc:
+        if data_dir is None:
+            exc.add_note("two workers on one machine need their own --name (or --data-dir)")
+        raise
+    sys.exit(code)
 
 
 def _table(*columns: str) -> Table:

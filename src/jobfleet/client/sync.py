@@ -321,9 +321,13 @@ class JsonClient:
         *,
         admin: bool = False,
         worker: bool = False,
+        worker_name: str | None = None,
     ) -> Json:
-        """A new token of principal `name`: {"id", "token" (shown once), "principal"}."""
+        """A new token of principal `name`: {"id", "token" (shown once), "principal"}.
+        `worker_name` binds a worker token to that worker name."""
         body = {"name": name, "queues": [*queues], "verbs": [*verbs], "admin": admin}
+        if worker_name is not None:
+            body["worker_name"] = worker_name
         return self._json("POST", "/v1/auth/tokens", json={**body, "worker": worker})
 
     def principals(self) -> JsonList:

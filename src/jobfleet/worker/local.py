@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jobfleet.config import Settings
+from jobfleet.datadir import identity
 from jobfleet.logs import setup_logging
 from jobfleet.protocol import Capacity
 from jobfleet.runfiles import RunFiles
@@ -37,8 +38,13 @@ def relay(event: Event, action: Callable[[], None], stop: threading.Event | Even
             action()
 
 
+def local_name(settings: Settings) -> str:
+    """The name of `up`'s worker."""
+    return settings.worker.name or f"local-{os.uname().nodename}"
+
+
 def build_worker(settings: Settings, store: Store, files: RunFiles, capacity: Capacity) -> Worker:
-    name = settings.worker.name or f"local-{os.uname().nodename}"
+    name = local_name(settings)
     return Worker(
         store,
         files,
@@ -47,6 +53,7 @@ def build_worker(settings: Settings, store: Store, files: RunFiles, capacity: Ca
         capacity=capacity,
         lease_timeout=settings.lease_timeout,
         info={"hostname": os.uname().nodename, "pid": os.getpid()},
+        identity=identity(files.data_dir),
         **execution_parts(settings, name, files),
     )
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import jobfleet
+from jobfleet import datadir
 from jobfleet.config import Settings
 from jobfleet.errors import JobfleetError
 from jobfleet.runfiles import RunFiles
@@ -37,7 +38,9 @@ def worker_name(settings: Settings) -> str:
 
 
 def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> int:
-    """Run until drained by a signal; the exit status (0 after a clean drain)."""
+    """Run until drained by a signal; the exit status (0 after a clean drain, 2 when another
+    worker took its name over)."""
+    held = datadir.lock(data_dir, "jobfleet worker")  # refused before it touches anything
     w = settings.worker
     capacity = detect(w.cpu, w.memory, w.gpu)
     link = HttpLink(server, token)
@@ -61,6 +64,7 @@ def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> i
         max_backoff=MAX_BACKOFF,
         poll=w.poll_interval,
         shipper=HttpShipper(link, files, name),  # its disk is not the server's
+        identity=datadir.identity(data_dir),
         **execution_parts(settings, name, files),
     )
     if not _start(worker, server, signals):
@@ -70,12 +74,19 @@ def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> i
         file=sys.stderr,
         flush=True,
     )
-    while not signals:
+    while not signals and worker.halted is None:
         time.sleep(0.2)
+    if worker.halted is not None:
+        worker.stop()
+        link.close()
+        held.release()
+        print(f"error: {worker.halted}", file=sys.stderr, flush=True)
+        return 2
     timeout = w.drain_timeout if len(signals) == 1 else 0.0
     _second_signal_evicts(worker, signals)
     worker.drain(timeout)
     link.close()
+    held.release()
     print("jobfleet: worker drained and deregistered", file=sys.stderr, flush=True)
     return 0
 

@@ -23,7 +23,7 @@ from jobfleet.models import LABEL_KEY_RE, MAX_GPU, NAME_RE
 from jobfleet.protocol import CHECKPOINT_LIMIT, LOG_CHUNK_LIMIT, LOG_REQUEST_LIMIT, Capacity
 from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Svc
-from jobfleet.server.permissions import WorkerCaller
+from jobfleet.server.permissions import WorkerCaller, check_worker
 
 router = APIRouter(prefix="/v1", tags=["fleet"])
 WORKER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$"
@@ -42,6 +42,9 @@ class CapacityBody(_Body):
 
 class RegisterBody(_Body):
     name: str = Field(pattern=WORKER_NAME)
+    # The random identity the worker keeps in its data dir: a live worker's name cannot be
+    # taken by a process of another identity (409); the same identity is a restart.
+    identity: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$")
     shard: str = Field(default="default", pattern=NAME_RE)
     capacity: CapacityBody
     labels: dict[str, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict)
@@ -120,7 +123,8 @@ class StateBody(_Body):
 
 
 @router.post("/workers", status_code=201, summary="Register a worker (again)")
-async def register(body: RegisterBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+async def register(body: RegisterBody, svc: Svc, who: WorkerCaller) -> dict[str, Any]:
+    check_worker(who, body.name)
     c = body.capacity
     incarnation = await run_in_threadpool(
         svc.store.register_worker,
@@ -129,6 +133,8 @@ async def register(body: RegisterBody, svc: Svc, _: WorkerCaller) -> dict[str, A
         Capacity(c.cpu_milli, c.memory, c.gpu),
         labels=body.labels,
         info=body.info,
+        identity=body.identity,
+        alive_within=svc.settings.lease_timeout,
     )
     return {
         "name": body.name,
@@ -138,7 +144,8 @@ async def register(body: RegisterBody, svc: Svc, _: WorkerCaller) -> dict[str, A
 
 
 @router.post("/workers/{name}/sync", summary="Heartbeat, reconcile and poll in one call")
-async def sync(name: str, body: SyncBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+async def sync(name: str, body: SyncBody, svc: Svc, who: WorkerCaller) -> dict[str, Any]:
+    check_worker(who, name)
     answer = await run_in_threadpool(
         svc.store.sync,
         name,
@@ -152,7 +159,8 @@ async def sync(name: str, body: SyncBody, svc: Svc, _: WorkerCaller) -> dict[str
 
 
 @router.post("/workers/{name}/report", summary="Starts and ends of runs, fenced")
-async def report(name: str, body: ReportBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+async def report(name: str, body: ReportBody, svc: Svc, who: WorkerCaller) -> dict[str, Any]:
+    check_worker(who, name)
     started = [wire.started_from(s.model_dump()) for s in body.started]
     finished = [wire.finished_from(f.model_dump()) for f in body.finished]
     checkpoints = [wire.checkpoint_from(c.model_dump()) for c in body.checkpoints]
@@ -161,7 +169,8 @@ async def report(name: str, body: ReportBody, svc: Svc, _: WorkerCaller) -> dict
 
 
 @router.post("/workers/{name}/logs", summary="New bytes of runs' logs, fenced")
-async def ship_logs(name: str, body: LogsBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+async def ship_logs(name: str, body: LogsBody, svc: Svc, who: WorkerCaller) -> dict[str, Any]:
+    check_worker(who, name)
     chunks = [wire.log_chunk_from(c.model_dump()) for c in body.chunks]
     limit = svc.settings.stored_log_limit
     ack = await run_in_threadpool(lambda: svc.store.store_log_chunks(name, chunks, limit=limit))
@@ -169,7 +178,8 @@ async def ship_logs(name: str, body: LogsBody, svc: Svc, _: WorkerCaller) -> dic
 
 
 @router.post("/workers/{name}/state", summary="Drain (DRAINING), deregister (OFFLINE), READY")
-async def set_state(name: str, body: StateBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+async def set_state(name: str, body: StateBody, svc: Svc, who: WorkerCaller) -> dict[str, Any]:
+    check_worker(who, name)
     await run_in_threadpool(
         svc.store.set_worker_state, name, body.state, incarnation=body.incarnation
     )
