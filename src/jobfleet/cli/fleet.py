@@ -51,11 +51,12 @@ def server(
     """Run the API only (stateless: run as many replicas as you like)."""
     from jobfleet.logs import setup_logging
     from jobfleet.processes import run_server
-    from jobfleet.runtime import default_data_dir
+    from jobfleet.runtime import default_data_dir, exit_now
 
     settings = load_settings(config_file, database=database, host=host, port=port)
     setup_logging(settings.log_format)
     run_server(settings, (data_dir or default_data_dir()).absolute())
+    exit_now(0)
 
 
 @click.command("scheduler")

@@ -68,9 +68,13 @@ def child_main(
     stop: Event,
 ) -> None:
     """Entry point of the child: run the worker until `stop` is set or the parent is gone."""
+    from jobfleet.runtime import exit_now
+
     signalled: list[int] = []  # a handler may not touch `stop`: it could hold its lock
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, _frame: signalled.append(signum))
+    signal.signal(signal.SIGTERM, lambda signum, _frame: signalled.append(signum))
+    # Ctrl-C reaches the whole process group: `up` stops this process itself (`stop`), in
+    # its order, so SIGINT is ignored here (else the parent would see it die and replace it).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     settings = Settings.model_validate_json(settings_json)
     setup_logging(settings.log_format)
@@ -84,6 +88,7 @@ def child_main(
             break
     worker.stop()
     store.close()
+    exit_now(0)  # nothing left to tear down that matters (see runtime.exit_now)
 
 
 class WorkerProcess:
@@ -113,7 +118,15 @@ class WorkerProcess:
         )
 
     def start(self, on_child_commit: Callable[[], None]) -> None:
-        self.process.start()
+        # Ctrl-C reaches the whole process group: the child ignores SIGINT (from its start, so
+        # one pressed while it still imports is no KeyboardInterrupt traceback either).
+        main = threading.current_thread() is threading.main_thread()
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            self.process.start()
+        finally:
+            if before is not None:
+                signal.signal(signal.SIGINT, before)
         threading.Thread(
             target=relay,
             args=(self.wake_parent, on_child_commit, self._relay_stop),
