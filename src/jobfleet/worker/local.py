@@ -25,6 +25,8 @@ from jobfleet.runfiles import RunFiles
 from jobfleet.store import Store
 from jobfleet.wiring import store_from_settings
 from jobfleet.worker.agent import Worker
+from jobfleet.worker.guard import start_guard
+from jobfleet.worker.isolation import worker_dir
 from jobfleet.worker.setup import execution_parts
 
 Event = multiprocessing.synchronize.Event
@@ -80,13 +82,17 @@ def child_main(
     setup_logging(settings.log_format)
     store = store_from_settings(database_url, settings)
     store.subscribe(wake_parent.set)
-    worker = build_worker(settings, store, RunFiles(Path(data_dir)), Capacity(*capacity))
+    files = RunFiles(Path(data_dir))
+    worker = build_worker(settings, store, files, Capacity(*capacity))
+    where = worker_dir(worker.name, str(files.data_dir.resolve()))
+    guard = start_guard(files.ledger(worker.name), worker.isolation, where)  # see guard.py
     worker.start()
     threading.Thread(target=relay, args=(wake_me, worker.wake, stop), daemon=True).start()
     while not stop.wait(timeout=0.2):
         if signalled or os.getppid() != parent:  # told to stop, or the parent died
             break
     worker.stop()
+    guard.close()
     store.close()
     exit_now(0)  # nothing left to tear down that matters (see runtime.exit_now)
 

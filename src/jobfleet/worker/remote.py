@@ -25,7 +25,9 @@ from jobfleet.errors import JobfleetError
 from jobfleet.runfiles import RunFiles
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.capacity import describe, detect
+from jobfleet.worker.guard import start_guard
 from jobfleet.worker.http import HttpLink
+from jobfleet.worker.isolation import worker_dir
 from jobfleet.worker.setup import execution_parts
 from jobfleet.worker.shipper import HttpShipper
 
@@ -67,6 +69,12 @@ def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> i
         identity=datadir.identity(data_dir),
         **execution_parts(settings, name, files),
     )
+    guard = start_guard(  # kills what runs if this process is killed with SIGKILL
+        files.ledger(name),
+        worker.isolation,
+        worker_dir(name, str(files.data_dir.resolve())),
+        held.fd,
+    )
     if not _start(worker, server, signals):
         return 0
     print(
@@ -78,6 +86,7 @@ def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> i
         time.sleep(0.2)
     if worker.halted is not None:
         worker.stop()
+        guard.close()
         link.close()
         held.release()
         print(f"error: {worker.halted}", file=sys.stderr, flush=True)
@@ -85,6 +94,7 @@ def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> i
     timeout = w.drain_timeout if len(signals) == 1 else 0.0
     _second_signal_evicts(worker, signals)
     worker.drain(timeout)
+    guard.close()
     link.close()
     held.release()
     print("jobfleet: worker drained and deregistered", file=sys.stderr, flush=True)
