@@ -53,7 +53,7 @@ class RunFiles:
         for root in (self.logs, self.work):
             bucket = self._bucket(root, run_id)
             if bucket not in self._made:
-                bucket.mkdir(parents=True, exist_ok=True)
+                bucket.mkdir(parents=True, exist_ok=True, mode=0o711)  # passable, not listable
                 with self._lock:
                     self._made.add(bucket)
         if work_dir:

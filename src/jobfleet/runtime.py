@@ -44,8 +44,12 @@ TOKEN_FILE = "admin-token"
 
 
 def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return Path(base) / "jobfleet"
+    """$XDG_DATA_HOME/jobfleet, else ~/.local/share/jobfleet; /var/lib/jobfleet for root (its
+    jobs run as another user, who must be able to pass through to their own files)."""
+    base = os.environ.get("XDG_DATA_HOME")
+    if not base and os.geteuid() == 0:
+        return Path("/var/lib/jobfleet")
+    return Path(base or os.path.expanduser("~/.local/share")) / "jobfleet"
 
 
 def database_url(settings: Settings, data_dir: Path) -> str:

@@ -21,6 +21,7 @@ from jobfleet.worker.executor import Executor
 from jobfleet.worker.isolation import Isolation
 from jobfleet.worker.isolation.gpus import GpuPool
 from jobfleet.worker.ledger import Ledger
+from jobfleet.worker.runas import RunAs
 from jobfleet.worker.shipper import LogShipper, NoShipping
 
 log = logging.getLogger("jobfleet.worker")
@@ -89,6 +90,7 @@ class Worker:
         poll: float | None = None,
         shipper: LogShipper | None = None,
         identity: str | None = None,
+        run_as: RunAs | None = None,
     ) -> None:
         self.link = link
         self.identity = identity  # kept in the data dir (datadir.identity): a restart keeps it
@@ -119,6 +121,7 @@ class Worker:
             isolation=self.isolation,
             gpus=self.gpus,
             log_limit=log_limit,
+            run_as=run_as,
         )
         self._done: queue.SimpleQueue[Finished] = queue.SimpleQueue()
         self._known: set[str] = set()
