@@ -5,14 +5,18 @@
 - a worker cannot take a live worker's name; a job submitted right after a restart of `up`
   runs once;
 - SIGINT/SIGTERM with an event stream open ends `up` and `server` within 2 s, no traceback;
-- kill -9 of `jobfleet worker` leaves none of its jobs' processes running.
+- kill -9 of `jobfleet worker` leaves none of its jobs' processes running;
+- the jobs of a root `up` run as nobody and read none of its secrets.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import stat
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -182,3 +186,44 @@ def test_kill_9_of_a_worker_leaves_no_job_process_running(any_cluster: Cluster) 
     wait_for(
         lambda: not processes_of(run_id), timeout=5, interval=0.1, what="the job's processes gone"
     )
+
+
+# -- jobs of a root `up` run as nobody (PRODUCT.md §14.5) -------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs a root worker")
+def test_jobs_of_a_root_up_cannot_read_its_token_database_or_profile(
+    request: pytest.FixtureRequest,
+) -> None:
+    base = Path(tempfile.mkdtemp(prefix="jobfleet-e2e-"))  # passable, unlike pytest's tmp dirs
+    os.chmod(base, 0o711)
+    fleet = new_fleet(base / "fleet", "sqlite", request, jobs_as_root=False)
+    try:
+        fleet.start()
+        with fleet.client() as c:
+            wait_for(lambda: [w for w in c.workers() if w["state"] == "READY"], what="worker")
+        data, profile = fleet.data_dir, fleet.profile
+        secrets = [data / "admin-token", data / "jobfleet.db", data / "lock", profile]
+        for path in secrets:
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert stat.S_IMODE(data.stat().st_mode) == 0o711
+        script = "id -u; " + "; ".join(f"cat {p}" for p in secrets) + f"; ls {data}; true"
+        with fleet.client() as c:
+            job = c.submit({"command": script, "shell": True})
+            done = fleet.wait_state(job["id"], "SUCCEEDED", "FAILED")
+            out, err = c.logs(job["id"], "stdout"), c.logs(job["id"], "stderr")
+        assert done["state"] == "SUCCEEDED", done
+        assert out.split() == ["65534"], out
+        assert fleet.token not in out and "SQLite" not in out
+        assert err.count("Permission denied") == len(secrets) + 1, err
+        secret = base / "root-only.txt"
+        secret.write_text("root's\n")
+        os.chmod(secret, 0o600)
+        with fleet.client() as c:
+            job = c.submit({"command": ["cat", "root-only.txt"], "payload_uri": f"file://{secret}"})
+        failed = fleet.wait_state(job["id"], "FAILED")
+        assert failed["failure"]["condition"] == "START_ERROR", failed["failure"]
+        assert "nobody cannot read" in failed["failure"]["message"]
+    finally:
+        finish(fleet)
+        shutil.rmtree(base, ignore_errors=True)
