@@ -35,7 +35,7 @@ from jobfleet.store.outbox_write import CALLBACK
 from jobfleet.wiring import store_from_settings
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.isolation.gpus import detect_gpus
-from jobfleet.worker.local import WorkerProcess, build_worker, local_name
+from jobfleet.worker.local import REFUSED, WorkerProcess, build_worker, local_name
 
 log = logging.getLogger("jobfleet")
 # What a worker must hear of at once: new leases and new kill orders (not every submission).
@@ -174,6 +174,10 @@ class LocalStack:
             child = self.child
             if child is None or child.process.is_alive() or self.app.state.shutdown.closed:
                 continue  # (a signal to the whole group may stop it before we stop it)
+            if child.process.exitcode == REFUSED:
+                log.error("jobfleet runs no worker: its registration was refused (see above)")
+                self.child = None
+                continue
             log.error(
                 "the worker process exited (code %s); starting a new one", child.process.exitcode
             )

@@ -9,6 +9,7 @@ in-process worker; the two processes wake each other with shared events instead 
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import multiprocessing.synchronize
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from jobfleet.config import Settings
 from jobfleet.datadir import identity
+from jobfleet.errors import Conflict
 from jobfleet.logs import setup_logging
 from jobfleet.protocol import Capacity
 from jobfleet.runfiles import RunFiles
@@ -30,6 +32,7 @@ from jobfleet.worker.isolation import worker_dir
 from jobfleet.worker.setup import execution_parts
 
 Event = multiprocessing.synchronize.Event
+REFUSED = 3  # the child's exit status when its registration is refused: not restarted
 
 
 def relay(event: Event, action: Callable[[], None], stop: threading.Event | Event) -> None:
@@ -86,7 +89,13 @@ def child_main(
     worker = build_worker(settings, store, files, Capacity(*capacity))
     where = worker_dir(worker.name, str(files.data_dir.resolve()))
     guard = start_guard(files.ledger(worker.name), worker.isolation, where)  # see guard.py
-    worker.start()
+    try:
+        worker.start()
+    except Conflict as exc:  # its name is a live worker's, of another identity
+        logging.getLogger("jobfleet").error("the worker cannot register: %s", exc)
+        guard.close()
+        store.close()
+        exit_now(REFUSED)
     threading.Thread(target=relay, args=(wake_me, worker.wake, stop), daemon=True).start()
     while not stop.wait(timeout=0.2):
         if signalled or os.getppid() != parent:  # told to stop, or the parent died
