@@ -33,6 +33,7 @@ from jobfleet.store.base import ORDER
 from jobfleet.store.cycle import ClassInfo
 from jobfleet.store.outbox_write import CALLBACK
 from jobfleet.wiring import store_from_settings
+from jobfleet.worker import runas
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.isolation.gpus import detect_gpus
 from jobfleet.worker.local import REFUSED, WorkerProcess, build_worker, local_name
@@ -238,6 +239,9 @@ def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> 
     """Run everything in the foreground until SIGINT/SIGTERM, then shut down cleanly."""
     setup_logging(settings.log_format)
     held = datadir.lock(data_dir, "jobfleet up")  # before anything: a second `up` stops here
+    run_as = runas.resolve(settings.worker.run_as)  # refused here, not in the worker process
+    if run_as is not None:
+        runas.prepare_data_dir(data_dir, run_as)
     store = open_store(settings, data_dir)
     token = admin_token(store, data_dir)
     url = f"http://{settings.host}:{settings.port}"

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.e2e.cluster import TOKEN, Cluster, processes_of
-from tests.e2e.conftest import JOBFLEET, Fleet, finish, new_fleet, run_cli
+from tests.e2e.conftest import JOBFLEET, Fleet, finish, free_port, make_env, new_fleet, run_cli
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -227,3 +227,13 @@ def test_jobs_of_a_root_up_cannot_read_its_token_database_or_profile(
     finally:
         finish(fleet)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs a root worker")
+def test_a_root_up_whose_jobs_could_not_reach_their_files_is_refused(tmp_path: Path) -> None:
+    """pytest's tmp dirs are root-only (0700): nobody could not pass through to its files."""
+    env = make_env(tmp_path)
+    data = tmp_path / "data"
+    done = run_cli(env, "up", "--data-dir", str(data), "--port", str(free_port()))
+    assert done.returncode == 2, done.stderr
+    assert "user nobody cannot pass through" in done.stderr and "Traceback" not in done.stderr
