@@ -857,6 +857,7 @@ def run_backends(
     failed: list[str] = []
     for spec in expand_databases(args.database):
         workdir = Path(tempfile.mkdtemp(prefix=f"jobfleet-bench-{name}-"))
+        os.chmod(workdir, 0o711)  # as root, jobs run as nobody, who must pass through to them
         say("")
         try:
             with database(spec, workdir) as backend:

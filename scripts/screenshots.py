@@ -155,6 +155,7 @@ def main() -> None:
         )
     with tempfile.TemporaryDirectory(prefix="jobfleet-shots-") as tmp:
         root = Path(tmp)
+        os.chmod(root, 0o711)  # as root, jobs run as nobody, who must pass through to them
         (root / "jobfleet.yaml").write_text(CONFIG)
         port, token = free_port(), secrets.token_urlsafe(24)
         env = {**os.environ, "JOBFLEET_ADMIN_TOKEN": token, "XDG_CONFIG_HOME": str(root / "xdg")}

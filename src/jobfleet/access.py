@@ -42,10 +42,17 @@ class Principal:
     kind: str = Kind.USER.value
     grants: frozenset[tuple[str, str]] = frozenset()
     id: str = ""
+    worker_name: str | None = None  # the token is bound to this worker name (workers only)
 
     @property
     def is_worker(self) -> bool:
         return self.kind == Kind.WORKER.value
+
+    def may_act_as(self, worker: str) -> bool:
+        """True if this principal may register and act as worker `worker`."""
+        if self.admin:
+            return True
+        return self.is_worker and self.worker_name in (None, worker)
 
     def may(self, verb: Verb | str, queue: str) -> bool:
         """True if this principal may do `verb` on `queue` (watch: any verb on it)."""

@@ -127,6 +127,9 @@ class WorkerConfig(_Strict):
     pids_limit: int | None = Field(default=4096, ge=8, le=4_194_304)
     gpu_devices: list[str] | None = None
     log_limit: int = 64 * 2**20
+    # A root worker runs jobs as this user (a name or a uid); `root` must be said explicitly.
+    # A worker that is not root runs them as itself (worker/runas.py).
+    run_as: str = Field(default="nobody", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
 
     @field_validator("log_limit", mode="before")
     @classmethod

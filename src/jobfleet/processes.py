@@ -19,6 +19,7 @@ import uvicorn
 from jobfleet import metrics
 from jobfleet.callbacks.deliverer import Deliverer
 from jobfleet.config import Settings
+from jobfleet.datadir import private_dir
 from jobfleet.errors import ConfigError
 from jobfleet.housekeeping import Retention
 from jobfleet.runfiles import RunFiles
@@ -51,7 +52,7 @@ def prepare_store(settings: Settings, data_dir: Path) -> Store:
 
 def run_server(settings: Settings, data_dir: Path) -> None:
     """The API in the foreground until SIGINT/SIGTERM."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     store = prepare_store(settings, data_dir)
     token = admin_token(store, data_dir)
     app = create_app(store, settings, RunFiles(data_dir))

@@ -21,7 +21,8 @@ BUCKET = 6
 
 class RunFiles:
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
+        self.data_dir = data_dir.absolute()  # jobs get these paths; their cwd is elsewhere
+        data_dir = self.data_dir
         self.logs = data_dir / "logs"
         self.work = data_dir / "work"
         self._made: set[Path] = set()
@@ -52,7 +53,7 @@ class RunFiles:
         for root in (self.logs, self.work):
             bucket = self._bucket(root, run_id)
             if bucket not in self._made:
-                bucket.mkdir(parents=True, exist_ok=True)
+                bucket.mkdir(parents=True, exist_ok=True, mode=0o711)  # passable, not listable
                 with self._lock:
                     self._made.add(bucket)
         if work_dir:

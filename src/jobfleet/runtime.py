@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing.util
 import os
 import signal
 import sys
@@ -11,12 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 import uvicorn
 
-from jobfleet import metrics
+from jobfleet import datadir, metrics
 from jobfleet.callbacks.deliverer import Deliverer
 from jobfleet.config import Settings
+from jobfleet.datadir import identity
 from jobfleet.housekeeping import Retention
 from jobfleet.logs import setup_logging
 from jobfleet.protocol import Capacity
@@ -28,17 +32,22 @@ from jobfleet.store.cycle import ClassInfo
 from jobfleet.store.outbox_write import CALLBACK
 from jobfleet.store.wakeups import SCHEDULER_KINDS, WORKER_KINDS
 from jobfleet.wiring import store_from_settings
+from jobfleet.worker import runas
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.isolation.gpus import detect_gpus
-from jobfleet.worker.local import WorkerProcess, build_worker
+from jobfleet.worker.local import REFUSED, WorkerProcess, build_worker, local_name
 
 log = logging.getLogger("jobfleet")
 TOKEN_FILE = "admin-token"
 
 
 def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return Path(base) / "jobfleet"
+    """$XDG_DATA_HOME/jobfleet, else ~/.local/share/jobfleet; /var/lib/jobfleet for root (its
+    jobs run as another user, who must be able to pass through to their own files)."""
+    base = os.environ.get("XDG_DATA_HOME")
+    if not base and os.geteuid() == 0:
+        return Path("/var/lib/jobfleet")
+    return Path(base or os.path.expanduser("~/.local/share")) / "jobfleet"
 
 
 def database_url(settings: Settings, data_dir: Path) -> str:
@@ -47,6 +56,11 @@ def database_url(settings: Settings, data_dir: Path) -> str:
 
 def open_store(settings: Settings, data_dir: Path) -> Store:
     """Open the store, migrate it, and make sure configured queues and defaults exist."""
+    if not settings.database:  # the embedded SQLite file: 0600, and so its WAL and SHM
+        db = datadir.private_file(datadir.private_dir(data_dir) / "jobfleet.db")
+        for extra in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            if extra.exists():
+                os.chmod(extra, 0o600)
     store = store_from_settings(database_url(settings, data_dir), settings)
     store.migrate()
     store.ensure_defaults(shard=settings.worker.shard)
@@ -77,7 +91,7 @@ def admin_token(store: Store, data_dir: Path) -> AdminToken:
     if store.has_admin_token():
         return AdminToken(None, False, path)  # made elsewhere (a shared database)
     token = store.create_token("admin", admin=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    datadir.private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
@@ -156,7 +170,11 @@ class LocalStack:
         """If the worker process dies, say so and start a new one (its runs are requeued)."""
         while not self._stopping.wait(1.0):
             child = self.child
-            if child is None or child.process.is_alive():
+            if child is None or child.process.is_alive() or self.app.state.shutdown.closed:
+                continue  # (a signal to the whole group may stop it before we stop it)
+            if child.process.exitcode == REFUSED:
+                log.error("jobfleet runs no worker: its registration was refused (see above)")
+                self.child = None
                 continue
             log.error(
                 "the worker process exited (code %s); starting a new one", child.process.exitcode
@@ -171,6 +189,9 @@ class LocalStack:
 
     def start(self) -> None:
         if self.child is not None:
+            # The previous `up`'s worker registration (same identity) is retired before the
+            # scheduler starts: nothing is leased to it while the new worker process starts.
+            self.store.retire_worker(local_name(self._child_args[0]), identity(self.files.data_dir))
             self.child.start(self._on_child_commit, self.scheduler.wake)
             threading.Thread(target=self._watch_child, name="jobfleet-watch", daemon=True).start()
         if self.worker is not None:
@@ -191,7 +212,15 @@ class LocalStack:
 
 
 class _ForegroundServer(uvicorn.Server):
-    """uvicorn, minus re-raising SIGTERM/SIGINT after its shutdown: we have ours to do."""
+    """uvicorn, minus re-raising SIGTERM/SIGINT after its shutdown: we have ours to do; and on
+    the signal, the app's open streams end (server/app.py `Shutdown`) so that the graceful
+    shutdown has nothing to wait for."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        shutdown = getattr(getattr(self.config.app, "state", None), "shutdown", None)
+        if shutdown is not None:
+            shutdown.begin()
+        super().handle_exit(sig, frame)
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -206,7 +235,10 @@ class _ForegroundServer(uvicorn.Server):
 def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> None:
     """Run everything in the foreground until SIGINT/SIGTERM, then shut down cleanly."""
     setup_logging(settings.log_format)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    held = datadir.lock(data_dir, "jobfleet up")  # before anything: a second `up` stops here
+    run_as = runas.resolve(settings.worker.run_as)  # refused here, not in the worker process
+    if run_as is not None:
+        runas.prepare_data_dir(data_dir, run_as)
     store = open_store(settings, data_dir)
     token = admin_token(store, data_dir)
     url = f"http://{settings.host}:{settings.port}"
@@ -230,7 +262,20 @@ def run_up(settings: Settings, data_dir: Path, *, save_profile: bool = True) -> 
         say("jobfleet: shutting down…", settings)
         stack.stop()
         store.close()
+        held.release()
         say("jobfleet: stopped", settings)
+
+
+def exit_now(code: int = 0) -> NoReturn:
+    """Leave at once after a clean stop (state saved, threads stopped, store closed): the
+    interpreter's teardown of the server's modules does nothing we need and takes a second
+    or more on a busy machine, which a Ctrl-C should not wait for. multiprocessing's own exit
+    hook still runs: it releases the semaphores of the worker process's events."""
+    multiprocessing.util._exit_function()  # type: ignore[attr-defined]
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def say(text: str, settings: Settings) -> None:

@@ -34,6 +34,7 @@ reroute_after: 60s
 worker:
   grace: 1s
   poll_interval: 0.2s
+  run_as: root  # said explicitly: the jobs write their pids under the test's root
 """
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from jobfleet.client.sync import JsonClient as Client
 from jobfleet.store import Store
@@ -218,8 +219,13 @@ def new_fleet(
     request: pytest.FixtureRequest,
     *,
     config: Path | None = None,
+    jobs_as_root: bool = True,
 ) -> Fleet:
-    """A stopped fleet on a fresh data dir (and, on PostgreSQL, an emptied database)."""
+    """A stopped fleet on a fresh data dir (and, on PostgreSQL, an emptied database).
+
+    The tests run as root and their jobs use the tests' files: unless `jobs_as_root` is
+    False, the config says `worker.run_as: root` explicitly (added to the given file, or a
+    file of its own)."""
     database = None
     if backend == "postgres":
         database = request.getfixturevalue("pg_url")
@@ -227,6 +233,8 @@ def new_fleet(
         truncate(store)
         store.close()
     root.mkdir(parents=True, exist_ok=True)
+    if jobs_as_root:
+        config = _jobs_as_root(root, config)
     return Fleet(
         root=root,
         data_dir=root / "data",
@@ -236,6 +244,16 @@ def new_fleet(
         config=config,
         backend=backend,
     )
+
+
+def _jobs_as_root(root: Path, config: Path | None) -> Path:
+    data: dict[str, Any] = {}
+    if config is not None:
+        data = yaml.safe_load(config.read_text()) or {}
+    data.setdefault("worker", {}).setdefault("run_as", "root")
+    target = config or root / "jobs-as-root.yaml"
+    target.write_text(yaml.safe_dump(data))
+    return target
 
 
 def finish(fleet: Fleet) -> None:

@@ -46,3 +46,12 @@ def test_create_token_prints_only_the_secret_on_stdout(shared_fleet: Fleet) -> N
     assert "worker principal w-node1" in made.stderr and "shown only now" in made.stderr
     bad = shared_fleet.cli("auth", "create-token", "x", "--worker", "--admin")
     assert bad.returncode == 2 and "--worker takes no" in bad.stderr
+
+
+def test_create_token_binds_a_worker_token_to_one_worker_name(shared_fleet: Fleet) -> None:
+    made = shared_fleet.cli("auth", "create-token", "w-node2", "--worker-name", "w-node2")
+    assert made.returncode == 0, made.stderr
+    assert "bound to worker w-node2" in made.stderr
+    listed = shared_fleet.cli("auth", "list", "-o", "json")
+    [node] = [p for p in json.loads(listed.stdout) if p["name"] == "w-node2"]
+    assert [t.get("worker_name") for t in node["tokens"]] == ["w-node2"]

@@ -46,7 +46,8 @@ class Api:
 
 @pytest.fixture
 def api(store: Store, tmp_path: Path) -> Iterator[Api]:
-    settings = Settings(sse_heartbeat=0.5, lease_timeout=5, worker={"name": "w1", "grace": 2})
+    worker = {"name": "w1", "grace": 2, "run_as": "root"}  # said explicitly: jobs use test files
+    settings = Settings(sse_heartbeat=0.5, lease_timeout=5, worker=worker)
     store.create_token("admin", admin=True, token=TOKEN)
     stack = LocalStack(settings, tmp_path / "data", store)
     stack.start()

@@ -86,7 +86,7 @@ def settings(**kw: Any) -> Settings:
     base: dict[str, Any] = {
         "sse_heartbeat": 0.5,
         "lease_timeout": 5,
-        "worker": {"name": "w1", "grace": 2},
+        "worker": {"name": "w1", "grace": 2, "run_as": "root"},  # jobs use test files
         "callbacks": {
             "secret": SECRET,
             "backoff": {"initial": 0.3, "multiplier": 2, "jitter": 0},

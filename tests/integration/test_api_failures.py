@@ -33,7 +33,7 @@ def fapi(db_url: str, tmp_path: Path) -> Iterator[Api]:
     settings = Settings.model_validate(
         {
             "lease_timeout": 5,
-            "worker": {"name": "w1", "grace": 2},
+            "worker": {"name": "w1", "grace": 2, "run_as": "root"},  # jobs use test files
             "error_categories": CATEGORIES,
         }
     )

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from jobfleet.client.sync import ServerUnreachable
-from jobfleet.errors import Forbidden
+from jobfleet.errors import Conflict, Forbidden
 from jobfleet.protocol import Capacity, Finished, Started
+from jobfleet.store.schema import workers
 from jobfleet.worker.http import HttpLink
 from tests.e2e.conftest import free_port
 from tests.helpers import wait_for
@@ -118,4 +119,51 @@ def test_a_workers_long_poll_answers_when_a_lease_is_written(api: Api) -> None:
     assert float(box["took"]) < 10  # type: ignore[arg-type]
     sync = link.sync("remote-1", incarnation=inc)
     assert len(sync.assignments) == 1
+
+
+# -- worker identity and bound tokens (PRODUCT.md §14.4) ---------------------------------------
+
+ID_A, ID_B = "a" * 32, "b" * 32
+
+
+def test_a_live_workers_name_cannot_be_taken_by_another_identity(api: Api) -> None:
+    link = HttpLink(api.url, TOKEN)
+    first = link.register_worker(
+        "named", "default", Capacity(1000, 2**30), info={"hostname": "host-a"}, identity=ID_A
+    )
+    with pytest.raises(Conflict) as refused:
+        link.register_worker(
+            "named", "default", Capacity(1000, 2**30), info={"hostname": "host-b"}, identity=ID_B
+        )
+    assert refused.value.status == 409
+    assert "host-a" in str(refused.value) and "last heartbeat" in str(refused.value)
+    # The live worker is untouched: its incarnation still syncs.
+    assert link.sync("named", incarnation=first, renew=True).stop == []
+    # The same identity is a restart: accepted, a new incarnation.
+    again = link.register_worker("named", "default", Capacity(1000, 2**30), identity=ID_A)
+    assert again != first
+    link.close()
+
+
+def test_a_silent_workers_name_is_free_again(api: Api) -> None:
+    link = HttpLink(api.url, TOKEN)
+    link.register_worker("gone", "default", Capacity(1000, 2**30), identity=ID_A)
+    with api.store.tx() as conn:
+        conn.execute(
+            workers.update().where(workers.c.name == "gone").values(last_heartbeat=time.time() - 60)
+        )
+    link.register_worker("gone", "default", Capacity(1000, 2**30), identity=ID_B)
+    link.close()
+
+
+def test_a_bound_worker_token_acts_only_as_its_worker(api: Api) -> None:
+    made = api.http.post("/v1/auth/tokens", json={"name": "node-7", "worker_name": "node-7"}).json()
+    assert made["principal"]["kind"] == "worker" and made["principal"]["worker_name"] == "node-7"
+    link = HttpLink(api.url, made["token"])
+    with pytest.raises(Forbidden, match="bound to worker 'node-7'"):
+        link.register_worker("node-8", "default", Capacity(1000, 2**30))
+    inc = link.register_worker("node-7", "default", Capacity(1000, 2**30))
+    assert link.sync("node-7", incarnation=inc, renew=True).stop == []
+    with pytest.raises(Forbidden, match="cannot act as worker 'node-1'"):
+        link.sync("node-1", renew=True)
     link.close()

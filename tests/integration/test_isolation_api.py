@@ -23,7 +23,9 @@ from tests.integration.isolationkit import full_isolation
 
 def _stack(store: Store, tmp_path: Path, **settings: Any) -> Iterator[Api]:
     full_isolation(tmp_path)  # skip where the machine cannot isolate fully
-    config = Settings(lease_timeout=5, worker={"name": "iso-w", "grace": 2}, **settings)
+    config = Settings(
+        lease_timeout=5, worker={"name": "iso-w", "grace": 2, "run_as": "root"}, **settings
+    )
     store.create_token("admin", admin=True, token=TOKEN)
     stack = LocalStack(config, tmp_path / "data", store)
     stack.start()

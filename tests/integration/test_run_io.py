@@ -69,10 +69,46 @@ def test_the_log_is_bounded_and_says_how_much_it_dropped(tmp_path: Path) -> None
         assert runner.wait(run).outcome == "succeeded"
         text = runner.log(run)
         kept = text.count(line + "\n")
-        assert kept == 40  # 4,000 of the 4,096 bytes
+        assert kept == 28  # 128 bytes each on disk (with the timestamp); room kept for notes
         assert "[jobfleet] log limit of 4096 bytes reached: further output is dropped" in text
         assert f"[jobfleet] {100_000 - kept * 100} bytes of output were dropped" in text
-        assert runner.files.log(run, "stdout").stat().st_size < 4096 + 40 * 28 + 300
+        assert runner.files.log(run, "stdout").stat().st_size <= 4096
+    finally:
+        runner.close()
+
+
+def test_the_log_limit_bounds_the_bytes_on_disk_not_the_jobs_bytes(tmp_path: Path) -> None:
+    """`yes | head -c N`: two-byte lines cost 30 bytes each on disk with their timestamps;
+    the limit bounds what is written (both streams, notes included), not what the job wrote."""
+    runner = Runner(tmp_path, log_limit=8192)
+    try:
+        script = "yes | head -c 200000; yes e | head -c 200000 >&2"
+        run = runner.start(["sh", "-c", script])
+        assert runner.wait(run).outcome == "succeeded"
+        sizes = [runner.files.log(run, s).stat().st_size for s in ("stdout", "stderr")]
+        assert sum(sizes) <= 8192, sizes
+        assert "bytes of output were dropped" in runner.log(run, "stderr")
+    finally:
+        runner.close()
+
+
+def test_a_relative_data_dir_gives_jobs_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--data-dir rel`: the job runs in its own working dir, so the paths it is given must
+    not be relative to the worker's."""
+    monkeypatch.chdir(tmp_path)
+    runner = Runner(Path("."))  # RunFiles(Path("data")): relative
+    try:
+        script = (
+            'printenv JOBFLEET_TERMINATION_LOG; echo "it broke" > "$JOBFLEET_TERMINATION_LOG"; '
+            "exit 3"
+        )
+        run = runner.start(["sh", "-c", script])
+        result = runner.wait(run)
+        assert runner.log(run).startswith(str(tmp_path / "data")), runner.log(run)
+        assert result.failure is not None
+        assert result.failure.termination_message == "it broke"
     finally:
         runner.close()
 

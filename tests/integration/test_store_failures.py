@@ -167,6 +167,22 @@ def test_eviction_requeues_once_with_cause_evicted_without_counting(cstore: Stor
     assert not events_of(cstore, job_id, "failed")
 
 
+def test_a_job_that_succeeds_after_a_retry_shows_no_failure_of_its_own(cstore: Store) -> None:
+    """The job's `failure` is the latest failure while it retries; once it SUCCEEDED it is
+    null, and the earlier attempt's failure stays on that run."""
+    [job_id] = cstore.submit([spec()])
+    run_and_fail(cstore, job_id, Condition.EVICTED, message="the worker drained")
+    assert cstore.get_job(job_id)["failure"]["condition"] == "EVICTED"
+    a = lease_one(cstore, job_id)
+    start(cstore, a)
+    ok = Finished(a.run_id, a.fencing, "succeeded", time.time(), 0, None, None)
+    assert cstore.report(WORKER, [], [ok]).accepted == [a.run_id]
+    job = cstore.get_job(job_id)
+    assert job["state"] == "SUCCEEDED"
+    assert job["failure"] is None
+    assert [r["failure"] and r["failure"]["condition"] for r in job["runs"]] == ["EVICTED", None]
+
+
 def test_signaled_run_carries_its_signal(cstore: Store) -> None:
     [job_id] = cstore.submit([spec()])
     run_and_fail(cstore, job_id, Condition.SIGNALED, signal=9, message="killed by signal 9")

@@ -33,6 +33,11 @@ def register(auth: click.Group, opt: Decorator) -> None:
     )
     @click.option("--admin", is_flag=True, help="every verb on every queue, and token admin")
     @click.option("--worker", is_flag=True, help="a token for `jobfleet worker` only")
+    @click.option(
+        "--worker-name",
+        metavar="W",
+        help="bind the worker token to worker name W: it may act only as W (implies --worker)",
+    )
     @opt
     @click.pass_obj
     def create_token(
@@ -42,16 +47,20 @@ def register(auth: click.Group, opt: Decorator) -> None:
         verbs: tuple[str, ...],
         admin: bool,
         worker: bool,
+        worker_name: str | None,
         fmt: str,
     ) -> None:
         """Create a token for principal NAME (made if new) and print it, once."""
+        worker = worker or worker_name is not None
         if worker and (queues or verbs or admin):
             raise click.UsageError("--worker takes no --queue, --verb or --admin")
         if verbs and not queues:
             raise click.UsageError("--verb needs at least one --queue (use --queue '*' for all)")
         if not (queues or admin or worker):
             raise click.UsageError("give --queue Q [--verb V]..., --admin or --worker")
-        made = state.client().create_token(name, queues, verbs, admin=admin, worker=worker)
+        made = state.client().create_token(
+            name, queues, verbs, admin=admin, worker=worker, worker_name=worker_name
+        )
         if fmt == "json":
             output.echo_json(made)
             return
@@ -89,7 +98,8 @@ def register(auth: click.Group, opt: Decorator) -> None:
 def _describe(principal: dict[str, Any]) -> str:
     name = principal["name"]
     if principal["kind"] == "worker":
-        return f"worker principal {name}"
+        bound = principal.get("worker_name")
+        return f"worker principal {name}" + (f", bound to worker {bound}" if bound else "")
     if principal["admin"]:
         return f"admin principal {name}"
     return f"principal {name} ({_grants(principal['grants'])})"

@@ -51,11 +51,12 @@ def server(
     """Run the API only (stateless: run as many replicas as you like)."""
     from jobfleet.logs import setup_logging
     from jobfleet.processes import run_server
-    from jobfleet.runtime import default_data_dir
+    from jobfleet.runtime import default_data_dir, exit_now
 
     settings = load_settings(config_file, database=database, host=host, port=port)
     setup_logging(settings.log_format)
-    run_server(settings, data_dir or default_data_dir())
+    run_server(settings, (data_dir or default_data_dir()).absolute())
+    exit_now(0)
 
 
 @click.command("scheduler")
@@ -70,7 +71,7 @@ def scheduler(database: str | None, data_dir: Path | None, config_file: str | No
 
     settings = load_settings(config_file, database=database)
     setup_logging(settings.log_format)
-    run_scheduler(settings, data_dir or default_data_dir())
+    run_scheduler(settings, (data_dir or default_data_dir()).absolute())
 
 
 @click.command("worker")
@@ -102,6 +103,7 @@ def worker(
 ) -> None:
     """Run jobs on this machine for a shard; talks only HTTP to --server with --token."""
     from jobfleet.client.profile import resolve
+    from jobfleet.datadir import AlreadyRunning
     from jobfleet.logs import setup_logging
     from jobfleet.runtime import default_data_dir
     from jobfleet.worker.remote import run_worker, worker_name
@@ -124,8 +126,14 @@ def worker(
     url, token = resolve(server_url or state.server, token or state.token)
     if not token:
         raise ConfigError("a worker needs a token: pass --token T or set JOBFLEET_TOKEN")
-    where = data_dir or default_data_dir() / f"worker-{worker_name(settings)}"
-    sys.exit(run_worker(settings, url, token, where))
+    where = (data_dir or default_data_dir() / f"worker-{worker_name(settings)}").absolute()
+    try:
+        code = run_worker(settings, url, token, where)
+    except AlreadyRunning as exc:
+        if data_dir is None:
+            exc.add_note("two workers on one machine need their own --name (or --data-dir)")
+        raise
+    sys.exit(code)
 
 
 def _table(*columns: str) -> Table:

@@ -33,9 +33,10 @@ def up(
     settings = load_settings(
         config_file, host=host, port=port, database=database, log_format=log_format
     )
-    from jobfleet.runtime import default_data_dir, run_up
+    from jobfleet.runtime import default_data_dir, exit_now, run_up
 
-    run_up(settings, data_dir or default_data_dir())
+    run_up(settings, (data_dir or default_data_dir()).absolute())
+    exit_now(0)
 
 
 @click.group("db")

@@ -263,8 +263,9 @@ class AsyncClient(BaseClient):
         *,
         admin: bool = False,
         worker: bool = False,
+        worker_name: str | None = None,
     ) -> Json:
-        return await self._send(calls.create_token(name, queues, verbs, admin, worker))
+        return await self._send(calls.create_token(name, queues, verbs, admin, worker, worker_name))
 
     async def principals(self) -> JsonList:
         return await self._send(calls.principals())

@@ -369,10 +369,18 @@ class calls:  # a namespace: `calls.get(job_id)` reads as the operation it build
 
     @staticmethod
     def create_token(
-        name: str, queues: Sequence[str], verbs: Sequence[str], admin: bool, worker: bool
+        name: str,
+        queues: Sequence[str],
+        verbs: Sequence[str],
+        admin: bool,
+        worker: bool,
+        worker_name: str | None = None,
     ) -> Call[Json]:
-        body = {"name": name, "queues": [*queues], "verbs": [*verbs], "admin": admin}
-        return Call("POST", "/v1/auth/tokens", decode_object, body={**body, "worker": worker})
+        body: dict[str, Any] = {"name": name, "queues": [*queues], "verbs": [*verbs]}
+        body.update(admin=admin, worker=worker)
+        if worker_name is not None:
+            body["worker_name"] = worker_name
+        return Call("POST", "/v1/auth/tokens", decode_object, body=body)
 
     @staticmethod
     def principals() -> Call[JsonList]:

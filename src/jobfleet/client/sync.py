@@ -302,9 +302,11 @@ class SyncClient(BaseClient, Generic[JobT, PageT, EventT, EntryT]):
         *,
         admin: bool = False,
         worker: bool = False,
+        worker_name: str | None = None,
     ) -> Json:
-        """A new token of principal `name`: {"id", "token" (shown once), "principal"}."""
-        return self._send(calls.create_token(name, queues, verbs, admin, worker))
+        """A new token of principal `name`: {"id", "token" (shown once), "principal"}.
+        `worker_name` binds a worker token to that worker name."""
+        return self._send(calls.create_token(name, queues, verbs, admin, worker, worker_name))
 
     def principals(self) -> JsonList:
         return self._send(calls.principals())

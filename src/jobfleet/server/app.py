@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import jobfleet
 from jobfleet.config import Settings
@@ -61,6 +61,41 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
+class Shutdown:
+    """Set once the server shuts down. `begin` is called from the signal handler (runtime.py)."""
+
+    def __init__(self, broadcaster: Broadcaster) -> None:
+        self.broadcaster = broadcaster
+        self.closed = False
+
+    def begin(self) -> None:
+        self.closed = True
+        self.broadcaster.notify()  # event streams waiting for news look now
+
+
+class ClosingStreams:
+    """Once the server shuts down, open streams (SSE: events, logs, the dashboard's) see their
+    client as gone at their next look and end, so the shutdown neither waits on them nor
+    cancels them mid-write (a traceback each)."""
+
+    def __init__(self, app: ASGIApp, shutdown: Shutdown) -> None:
+        self.app = app
+        self.shutdown = shutdown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        shutdown = self.shutdown
+
+        async def closing_receive() -> Message:
+            if shutdown.closed:
+                return {"type": "http.disconnect"}
+            return await receive()
+
+        await self.app(scope, closing_receive, send)
+
+
 def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     broadcaster = Broadcaster()
     leases = Broadcaster()
@@ -88,6 +123,8 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     store.subscribe(leases.notify, kinds=WORKER_KINDS)
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.state.shutdown = Shutdown(broadcaster)
+    app.add_middleware(ClosingStreams, shutdown=app.state.shutdown)
     for module in (health, jobs, events, logs, callbacks, metrics, principals, fleet, queues):
         app.include_router(module.router)
     app.include_router(failure_routes.router)

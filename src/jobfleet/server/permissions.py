@@ -39,6 +39,7 @@ __all__ = [
     "WorkerCaller",
     "check_job",
     "check_queue",
+    "check_worker",
     "require",
     "require_admin",
     "require_worker",
@@ -66,6 +67,15 @@ async def require_worker(request: Request, _bearer: Bearer = None) -> Principal:
 
 AdminCaller = Annotated[Principal, Depends(require_admin)]
 WorkerCaller = Annotated[Principal, Depends(require_worker)]
+
+
+def check_worker(who: Principal, worker: str) -> None:
+    """403 unless `who` may act as worker `worker` (a bound worker token: only as its own)."""
+    if not who.may_act_as(worker):
+        raise Forbidden(
+            f"this worker token of {who.name!r} is bound to worker {who.worker_name!r}: "
+            f"it cannot act as worker {worker!r}"
+        )
 
 
 def check_queue(who: Principal, queue: str, verb: Verb) -> None:

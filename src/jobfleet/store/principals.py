@@ -41,8 +41,10 @@ class PrincipalOps(StoreBase):
         admin: bool = False,
         grants_: Iterable[tuple[str, str]] = (),
         token: str | None = None,
+        worker_name: str | None = None,
     ) -> IssuedToken:
         """A new token for principal `name`, made if missing; `grants_` are added to it.
+        `worker_name` binds a worker token to that worker: it may act only as that worker.
 
         An existing principal keeps its grants and tokens; asking for another kind than it has
         is a Conflict (a worker principal never gets queue verbs, nor a user a worker token).
@@ -63,9 +65,10 @@ class PrincipalOps(StoreBase):
                     principal_id=pid,
                     prefix=token[:PREFIX_CHARS],
                     created_at=now,
+                    worker_name=worker_name,
                 )
             )
-            who = self._load_principal(conn, pid)
+            who = self._load_principal(conn, pid, worker_name)
         return IssuedToken(token_id, token, who)
 
     def create_token(self, name: str, *, admin: bool = False, token: str | None = None) -> str:
@@ -94,12 +97,14 @@ class PrincipalOps(StoreBase):
     def authenticate(self, token: str) -> Principal:
         """The principal owning `token`; NotFound for an unknown or revoked token."""
         with self.read() as conn:
-            pid = conn.execute(
-                sa.select(tokens.c.principal_id).where(tokens.c.hash == hash_token(token))
-            ).scalar()
-            if pid is None:
+            row = conn.execute(
+                sa.select(tokens.c.principal_id, tokens.c.worker_name).where(
+                    tokens.c.hash == hash_token(token)
+                )
+            ).first()
+            if row is None:
                 raise NotFound("unknown token")
-            return self._load_principal(conn, pid)
+            return self._load_principal(conn, row.principal_id, row.worker_name)
 
     def list_principals(self) -> list[dict[str, Any]]:
         """Every principal with its grants and tokens (ids and prefixes, never secrets)."""
@@ -167,7 +172,7 @@ class PrincipalOps(StoreBase):
             )
 
     @staticmethod
-    def _load_principal(conn: sa.Connection, pid: str) -> Principal:
+    def _load_principal(conn: sa.Connection, pid: str, worker_name: str | None = None) -> Principal:
         row = conn.execute(sa.select(principals).where(principals.c.id == pid)).one()
         pairs = conn.execute(
             sa.select(grants.c.queue, grants.c.verb).where(grants.c.principal_id == pid)
@@ -178,6 +183,7 @@ class PrincipalOps(StoreBase):
             kind=row.kind,
             grants=frozenset((q, v) for q, v in pairs),
             id=row.id,
+            worker_name=worker_name,
         )
 
     @staticmethod
@@ -204,4 +210,7 @@ def principal_view(m: Any) -> dict[str, Any]:
 
 
 def token_view(m: Any) -> dict[str, Any]:
-    return {"id": m["id"], "prefix": m["prefix"], "created_at": iso(m["created_at"])}
+    view = {"id": m["id"], "prefix": m["prefix"], "created_at": iso(m["created_at"])}
+    if m.get("worker_name"):
+        view["worker_name"] = m["worker_name"]
+    return view

@@ -192,6 +192,9 @@ workers = sa.Table(
     sa.Column("info", JSONType, nullable=False),
     sa.Column("last_heartbeat", sa.Float, nullable=False),
     sa.Column("registered_at", sa.Float, nullable=False),
+    # The random identity the worker keeps in its data dir (datadir.identity): a live worker's
+    # name cannot be taken by a process of another identity. NULL: registered without one.
+    sa.Column("identity", sa.String(64), nullable=True),
 )
 
 principals = sa.Table(
@@ -223,6 +226,8 @@ tokens = sa.Table(
     sa.Column("principal_id", sa.String(32), nullable=False),
     sa.Column("prefix", sa.String(16), nullable=False, server_default=""),
     sa.Column("created_at", sa.Float, nullable=False),
+    # A worker token bound to one worker name: it may register and act only as that worker.
+    sa.Column("worker_name", sa.String(128), nullable=True),
     sa.Index("ix_tokens_principal", "principal_id"),
 )
 

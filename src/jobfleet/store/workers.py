@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from jobfleet.errors import IllegalTransition
+from jobfleet.errors import Conflict, IllegalTransition
 from jobfleet.failures import Condition, FailureInfo, RetryPolicy, decide
 from jobfleet.ids import new_id
 from jobfleet.lifecycle import JobState, Op, RequeueCause, RunState
@@ -17,6 +17,7 @@ from jobfleet.protocol import Assignment, Capacity, Checkpoint, Finished, Report
 from jobfleet.store.base import REF_COLUMNS, JobRef
 from jobfleet.store.failures import FailureOps
 from jobfleet.store.schema import JSONType, jobs, queues, runs, workers
+from jobfleet.store.views import iso
 
 ACTIVE = (RunState.LEASED.value, RunState.RUNNING.value)
 AVOID_AT_MOST = 16  # workers a job remembers to avoid (the most recent ones)
@@ -44,11 +45,18 @@ class WorkerOps(FailureOps):
         *,
         labels: dict[str, str] | None = None,
         info: dict[str, Any] | None = None,
+        identity: str | None = None,
+        alive_within: float = 30.0,
     ) -> str:
-        """(Re)register `name`. Runs an earlier incarnation held are lost: it no longer has them."""
+        """(Re)register `name`. Runs an earlier incarnation held are lost: it no longer has them.
+
+        A worker of that name registered with another `identity` and heart-beating within
+        `alive_within` seconds is alive: the name is its, and this registration is a Conflict.
+        """
         now = time.time()
         incarnation = new_id()
         with self.tx() as conn:
+            self._check_identity(conn, name, identity, now - alive_within)
             values = {
                 "shard": shard,
                 "state": "READY",
@@ -59,6 +67,7 @@ class WorkerOps(FailureOps):
                 "labels": labels or {},
                 "info": info or {},
                 "last_heartbeat": now,
+                "identity": identity,
             }
             done = conn.execute(workers.update().where(workers.c.name == name).values(**values))
             if done.rowcount == 0:
@@ -68,6 +77,49 @@ class WorkerOps(FailureOps):
             ).scalars()
             self._lose(conn, list(held), now, "the worker restarted and no longer holds this run")
         return incarnation
+
+    def retire_worker(self, name: str, identity: str | None) -> int:
+        """This worker is about to start again (same identity): its previous registration
+        takes no new leases from now on, and the runs it held are lost (their jobs follow
+        their retry policy). A registration of another identity is left alone. Returns the
+        number of runs lost."""
+        now = time.time()
+        with self.tx() as conn:
+            row = conn.execute(
+                sa.select(workers.c.identity, workers.c.state).where(workers.c.name == name)
+            ).first()
+            if row is None or row.state == "OFFLINE":
+                return 0
+            if row.identity is not None and row.identity != identity:
+                return 0
+            conn.execute(workers.update().where(workers.c.name == name).values(state="OFFLINE"))
+            held = list(
+                conn.execute(
+                    sa.select(runs.c.id).where(runs.c.worker == name, runs.c.state.in_(ACTIVE))
+                ).scalars()
+            )
+            self._lose(conn, held, now, "the worker restarted and no longer holds this run")
+        return len(held)
+
+    @staticmethod
+    def _check_identity(
+        conn: sa.Connection, name: str, identity: str | None, fresh_after: float
+    ) -> None:
+        row = conn.execute(
+            sa.select(workers.c.identity, workers.c.state, workers.c.last_heartbeat, workers.c.info)
+            .where(workers.c.name == name)
+            .with_for_update()
+        ).first()
+        if row is None or row.identity is None or row.identity == identity:
+            return
+        if row.state == "OFFLINE" or row.last_heartbeat < fresh_after:
+            return  # gone: the name is free again
+        host = (row.info or {}).get("hostname") or "an unknown host"
+        raise Conflict(
+            f"worker name {name!r} is taken by a live worker of another identity (on host "
+            f"{host}, last heartbeat {iso(row.last_heartbeat)}): give this worker another "
+            "--name (or stop that one)"
+        )
 
     def heartbeat(self, name: str, *, lease_timeout: float) -> None:
         """The worker is alive: renew its leases."""
@@ -200,7 +252,13 @@ class WorkerOps(FailureOps):
         ]
         done = {f.run_id for f in succeeded + cancelled}
         self._end_runs(conn, succeeded, RunState.SUCCEEDED)
-        self._move(conn, [refs[f.run_id] for f in succeeded], Op.SUCCEED, payload={"exit_code": 0})
+        self._move(
+            conn,
+            [refs[f.run_id] for f in succeeded],
+            Op.SUCCEED,
+            values={"failure": None},  # an earlier attempt's failure is not the job's now
+            payload={"exit_code": 0},
+        )
         self._end_runs(conn, cancelled, RunState.CANCELLED)
         self._move(
             conn,

@@ -30,6 +30,7 @@ from jobfleet.worker.executor import Executor
 from jobfleet.worker.isolation import Isolation
 from jobfleet.worker.isolation.gpus import GpuPool
 from jobfleet.worker.ledger import Ledger
+from jobfleet.worker.runas import RunAs
 from jobfleet.worker.shipper import LogShipper, NoShipping
 
 log = logging.getLogger("jobfleet.worker")
@@ -54,6 +55,7 @@ class Link(Protocol):
         *,
         labels: dict[str, str] | None = ...,
         info: dict[str, Any] | None = ...,
+        identity: str | None = ...,
     ) -> str: ...
 
     def sync(
@@ -99,8 +101,12 @@ class Worker:
         max_backoff: float = 0.5,
         poll: float | None = None,
         shipper: LogShipper | None = None,
+        identity: str | None = None,
+        run_as: RunAs | None = None,
     ) -> None:
         self.link = link
+        self.identity = identity  # kept in the data dir (datadir.identity): a restart keeps it
+        self.halted: str | None = None  # why the loop stopped on its own (name taken over)
         self.shipper: LogShipper = shipper or NoShipping()  # see worker/shipper.py
         self.name = name
         self.shard = shard
@@ -127,6 +133,7 @@ class Worker:
             isolation=self.isolation,
             gpus=self.gpus,
             log_limit=log_limit,
+            run_as=run_as,
         )
         self._done: queue.SimpleQueue[Finished] = queue.SimpleQueue()
         self._known: set[str] = set()
@@ -158,7 +165,12 @@ class Worker:
 
     def _register(self) -> None:
         self.incarnation = self.link.register_worker(
-            self.name, self.shard, self.capacity, labels=self.labels, info=self.info
+            self.name,
+            self.shard,
+            self.capacity,
+            labels=self.labels,
+            info=self.info,
+            identity=self.identity,
         )
         learnt = getattr(self.link, "lease_timeout", None)  # an HTTP link learns the server's
         if isinstance(learnt, int | float) and learnt > 0:
@@ -204,6 +216,7 @@ class Worker:
                 self._retry_after(failures := failures + 1, self._register)
             except Conflict as exc:
                 log.error("%s: stopping", exc)
+                self.halted = str(exc)
                 self._stop.set()
             except Exception as exc:  # the loop must survive a database or network hiccup
                 log.warning("worker cycle failed (%s); retrying", exc)

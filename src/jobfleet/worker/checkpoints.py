@@ -50,7 +50,7 @@ class CheckpointWatcher:
         except OSError:
             return None
         key = (st.st_mtime_ns, st.st_size)
-        if self._seen.get(run_id) == key:
+        if self._seen.get(run_id) == key or st.st_size == 0:  # empty: made for the job
             return None
         self._seen[run_id] = key
         if st.st_size > CHECKPOINT_LIMIT:

@@ -35,6 +35,7 @@ from jobfleet.worker.ledger import Ledger
 from jobfleet.worker.logpump import LogPump
 from jobfleet.worker.outcome import KillReason
 from jobfleet.worker.payload import collect_outputs, fetch
+from jobfleet.worker.runas import RunAs
 
 __all__ = ["Executor", "KillReason"]
 
@@ -71,8 +72,10 @@ class Executor:
         gpus: GpuPool | None = None,
         log_limit: int = 64 * 2**20,
         payload_timeout: float = 60.0,
+        run_as: RunAs | None = None,
     ) -> None:
         self.files = files
+        self.run_as = run_as  # None: jobs run as the worker's own user
         self.ledger = ledger
         self.on_exit = on_exit
         self.grace = grace
@@ -105,11 +108,14 @@ class Executor:
             self.files.prepare(a.run_id, work_dir=not own)
             cwd = Path(own) if own else self.files.work_dir(a.run_id)
             if spec.get("payload_uri"):
-                fetch(spec["payload_uri"], cwd, timeout=self.payload_timeout)
+                copy = self.run_as.copy_file if self.run_as else None
+                fetch(spec["payload_uri"], cwd, timeout=self.payload_timeout, copy_file=copy)
             gpus = self.gpus.acquire(a.run_id, int(spec.get("resources", {}).get("gpu", 0)))
             env = self._env(a, gpus)
             argv = _argv(spec)
             _check_program(argv[0], env, cwd)
+            if self.run_as is not None:
+                argv = self._as_user(a, argv, env, cwd, made_dir=not own)
             prepared = self.isolation.prepare(
                 a.run_id, argv, _limits(spec), str(spec.get("network", "default"))
             )
@@ -170,6 +176,19 @@ class Executor:
             if timeout:
                 heapq.heappush(self._timers, _Timer(time.time() + timeout, a.run_id, "deadline"))
         self._wake()
+
+    def _as_user(
+        self, a: Assignment, argv: list[str], env: dict[str, str], cwd: Path, *, made_dir: bool
+    ) -> list[str]:
+        """Hand the run's own files to the user it runs as (worker/runas.py); its argv."""
+        assert self.run_as is not None
+        if made_dir:
+            self.run_as.hand_over(cwd)
+        self.run_as.own_file(self.files.termination_log(a.run_id))
+        self.run_as.own_file(self.files.checkpoint(a.run_id))
+        mine = a.spec.get("env") or {}
+        env.update({k: v for k, v in self.run_as.env(cwd).items() if k not in mine})
+        return self.run_as.wrap(argv)
 
     def _env(self, a: Assignment, gpus: list[str]) -> dict[str, str]:
         env = dict(self.base_env)

@@ -82,9 +82,11 @@ class HttpLink:
         *,
         labels: dict[str, str] | None = None,
         info: dict[str, Any] | None = None,
+        identity: str | None = None,
     ) -> str:
         body = {
             "name": name,
+            "identity": identity,
             "shard": shard,
             "capacity": wire.capacity_json(capacity),
             "labels": labels or {},

@@ -10,6 +10,7 @@ polling.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import multiprocessing.context
 import os
@@ -19,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jobfleet.config import Settings
+from jobfleet.datadir import identity
+from jobfleet.errors import Conflict
 from jobfleet.logs import setup_logging
 from jobfleet.protocol import Capacity
 from jobfleet.runfiles import RunFiles
@@ -26,6 +29,8 @@ from jobfleet.store import Store
 from jobfleet.store.wakeups import SCHEDULER_KINDS
 from jobfleet.wiring import store_from_settings
 from jobfleet.worker.agent import Worker
+from jobfleet.worker.guard import start_guard
+from jobfleet.worker.isolation import worker_dir
 from jobfleet.worker.setup import execution_parts
 
 
@@ -52,6 +57,9 @@ class Doorbell:
         return rung
 
 
+REFUSED = 3  # the child's exit status when its registration is refused: not restarted
+
+
 def relay(bell: Doorbell, action: Callable[[], None], stop: threading.Event) -> None:
     """Call `action` each time another process rings `bell`, until `stop` is set."""
     while not stop.is_set():
@@ -59,8 +67,13 @@ def relay(bell: Doorbell, action: Callable[[], None], stop: threading.Event) -> 
             action()
 
 
+def local_name(settings: Settings) -> str:
+    """The name of `up`'s worker."""
+    return settings.worker.name or f"local-{os.uname().nodename}"
+
+
 def build_worker(settings: Settings, store: Store, files: RunFiles, capacity: Capacity) -> Worker:
-    name = settings.worker.name or f"local-{os.uname().nodename}"
+    name = local_name(settings)
     return Worker(
         store,
         files,
@@ -69,6 +82,7 @@ def build_worker(settings: Settings, store: Store, files: RunFiles, capacity: Ca
         capacity=capacity,
         lease_timeout=settings.lease_timeout,
         info={"hostname": os.uname().nodename, "pid": os.getpid()},
+        identity=identity(files.data_dir),
         **execution_parts(settings, name, files),
     )
 
@@ -84,9 +98,13 @@ def child_main(
     wake_scheduler: Doorbell | None = None,
 ) -> None:
     """Entry point of the child: run the worker until `stop` is set or the parent is gone."""
+    from jobfleet.runtime import exit_now
+
     signalled: list[int] = []  # a handler may not touch `stop`: it could hold its lock
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, _frame: signalled.append(signum))
+    signal.signal(signal.SIGTERM, lambda signum, _frame: signalled.append(signum))
+    # Ctrl-C reaches the whole process group: `up` stops this process itself (`stop`), in
+    # its order, so SIGINT is ignored here (else the parent would see it die and replace it).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The parent as it spawned us, not os.getppid() now: if `up` died while this process was
     # starting, getppid() is already init's and the parent's death would go unnoticed.
     parent = multiprocessing.parent_process()
@@ -96,8 +114,17 @@ def child_main(
     store.subscribe(wake_parent.ring)  # the SSE streams and the deliverer: every kind
     if wake_scheduler is not None:  # the scheduler: not for a report of starts only
         store.subscribe(wake_scheduler.ring, kinds=SCHEDULER_KINDS)
-    worker = build_worker(settings, store, RunFiles(Path(data_dir)), Capacity(*capacity))
-    worker.start()
+    files = RunFiles(Path(data_dir))
+    worker = build_worker(settings, store, files, Capacity(*capacity))
+    where = worker_dir(worker.name, str(files.data_dir.resolve()))
+    guard = start_guard(files.ledger(worker.name), worker.isolation, where)  # see guard.py
+    try:
+        worker.start()
+    except Conflict as exc:  # its name is a live worker's, of another identity
+        logging.getLogger("jobfleet").error("the worker cannot register: %s", exc)
+        guard.close()
+        store.close()
+        exit_now(REFUSED)
     relaying = threading.Event()
     threading.Thread(target=relay, args=(wake_me, worker.wake, relaying), daemon=True).start()
     while not stop.wait(timeout=0.2):
@@ -105,7 +132,9 @@ def child_main(
             break
     relaying.set()
     worker.stop()
+    guard.close()
     store.close()
+    exit_now(0)  # nothing left to tear down that matters (see runtime.exit_now)
 
 
 class WorkerProcess:
@@ -143,7 +172,15 @@ class WorkerProcess:
     ) -> None:
         """`on_child_commit` after each of the child's commits with events (any kind);
         `on_scheduler_work` only after those the scheduler must hear of (not starts only)."""
-        self.process.start()
+        # Ctrl-C reaches the whole process group: the child ignores SIGINT (from its start, so
+        # one pressed while it still imports is no KeyboardInterrupt traceback either).
+        main = threading.current_thread() is threading.main_thread()
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            self.process.start()
+        finally:
+            if before is not None:
+                signal.signal(signal.SIGINT, before)
         relays = [(self.wake_parent, on_child_commit, "jobfleet-worker-relay")]
         if on_scheduler_work is not None:
             relays.append((self.wake_scheduler, on_scheduler_work, "jobfleet-scheduler-relay"))

@@ -4,8 +4,9 @@ On disk each line is prefixed with the time it was read, RFC 3339 in UTC with mi
 (`2026-11-26T06:20:00.123456Z hello`), so `GET /v1/jobs/{id}/logs?timestamps=true` can show
 it and the default view strips it (`strip_timestamps`). A line is written as soon as its
 newline arrives (the API follows the file), a partial line at the end of the output or once
-it passes 64 KiB. Each run may write `limit` bytes in all (both streams); past that, output is
-read and dropped — the log says so when dropping starts and how much was dropped at the end.
+it passes 64 KiB. Each run may write `limit` bytes on disk in all (both streams, timestamps and
+jobfleet's notes included); past that, output is read and dropped — the log says so when
+dropping starts and how much was dropped at the end (room for both notes is kept back).
 
 One selector serves all runs: a run costs two pipe registrations, not a thread.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_LINE = 64 * 1024
+NOTES_ROOM = 512  # kept back from the limit for the two notes of each stream
 _STAMP = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z ", re.MULTILINE)
 _STAMP_TEXT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z ?", re.MULTILINE)
 
@@ -58,7 +60,7 @@ class _Stream:
     def write(self, data: bytes) -> None:
         if self.out is None:
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-            self.out = os.open(self.path, flags, 0o644)
+            self.out = os.open(self.path, flags, 0o600)
         os.write(self.out, data)
 
 
@@ -187,12 +189,13 @@ class LogPump:
         for line in parts:
             if final and not line:
                 continue
-            if stream.dropped or run.written + len(line) + 1 > run.limit:
+            size = len(prefix) + len(line) + 1  # what it costs on disk
+            if stream.dropped or run.written + size > run.limit - NOTES_ROOM:
                 if not stream.dropped:
                     out.append(prefix + _limit_note(run.limit))
                 stream.dropped += len(line) + 1
                 continue
-            run.written += len(line) + 1
+            run.written += size
             out.append(prefix + line + b"\n")
         if out:
             stream.write(b"".join(out))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -29,13 +30,22 @@ class PayloadError(JobfleetError):
     title = "Payload fetch failed"
 
 
-def fetch(uri: str, dest: Path, *, timeout: float = 60.0) -> Path:
-    """Fetch `uri` into the directory `dest`; unpack it if it is an archive."""
+def fetch(
+    uri: str,
+    dest: Path,
+    *,
+    timeout: float = 60.0,
+    copy_file: Callable[[str, Path, float], None] | None = None,
+) -> Path:
+    """Fetch `uri` into the directory `dest`; unpack it if it is an archive. `copy_file` reads
+    a file:// source (worker/runas.py: with the rights of the user the job runs as)."""
     parsed = urlparse(uri)
     name = Path(unquote(parsed.path)).name or "payload"
     target = dest / name
     try:
-        if parsed.scheme == "file":
+        if parsed.scheme == "file" and copy_file is not None:
+            copy_file(unquote(parsed.path), target, timeout)
+        elif parsed.scheme == "file":
             shutil.copyfile(unquote(parsed.path), target)
         elif parsed.scheme in ("http", "https"):
             _http(uri, target, timeout)

@@ -19,12 +19,15 @@ import time
 from pathlib import Path
 
 import jobfleet
+from jobfleet import datadir
 from jobfleet.config import Settings
 from jobfleet.errors import JobfleetError
 from jobfleet.runfiles import RunFiles
 from jobfleet.worker.agent import Worker
 from jobfleet.worker.capacity import describe, detect
+from jobfleet.worker.guard import start_guard
 from jobfleet.worker.http import HttpLink
+from jobfleet.worker.isolation import worker_dir
 from jobfleet.worker.setup import execution_parts
 from jobfleet.worker.shipper import HttpShipper
 
@@ -38,7 +41,9 @@ def worker_name(settings: Settings) -> str:
 
 
 def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> int:
-    """Run until drained by a signal; the exit status (0 after a clean drain)."""
+    """Run until drained by a signal; the exit status (0 after a clean drain, 2 when another
+    worker took its name over)."""
+    held = datadir.lock(data_dir, "jobfleet worker")  # refused before it touches anything
     w = settings.worker
     capacity = detect(w.cpu, w.memory, w.gpu)
     link = HttpLink(server, token)
@@ -62,7 +67,14 @@ def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> i
         max_backoff=MAX_BACKOFF,
         poll=w.poll_interval,
         shipper=HttpShipper(link, files, name),  # its disk is not the server's
+        identity=datadir.identity(data_dir),
         **execution_parts(settings, name, files),
+    )
+    guard = start_guard(  # kills what runs if this process is killed with SIGKILL
+        files.ledger(name),
+        worker.isolation,
+        worker_dir(name, str(files.data_dir.resolve())),
+        held.fd,
     )
     if not _start(worker, server, signals):
         return 0
@@ -78,13 +90,22 @@ def run_worker(settings: Settings, server: str, token: str, data_dir: Path) -> i
         file=sys.stderr,
         flush=True,
     )
-    while not signals:
+    while not signals and worker.halted is None:
         time.sleep(0.2)
+    if worker.halted is not None:
+        worker.stop()
+        guard.close()
+        link.close()
+        held.release()
+        print(f"error: {worker.halted}", file=sys.stderr, flush=True)
+        return 2
     timeout = w.drain_timeout if len(signals) == 1 else 0.0
     stop_watch.set()
     _second_signal_evicts(worker, signals)
     worker.drain(timeout)
+    guard.close()
     link.close()
+    held.release()
     print("jobfleet: worker drained and deregistered", file=sys.stderr, flush=True)
     return 0
 

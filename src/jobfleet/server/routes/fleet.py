@@ -24,7 +24,7 @@ from jobfleet.protocol import CHECKPOINT_LIMIT, LOG_CHUNK_LIMIT, LOG_REQUEST_LIM
 from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Svc
 from jobfleet.server.openapi import problems
-from jobfleet.server.permissions import WorkerCaller
+from jobfleet.server.permissions import WorkerCaller, check_worker
 from jobfleet.server.schemas import (
     LogAck,
     Registered,
@@ -53,6 +53,9 @@ class CapacityBody(_Body):
 
 class RegisterBody(_Body):
     name: str = Field(pattern=WORKER_NAME)
+    # The random identity the worker keeps in its data dir: a live worker's name cannot be
+    # taken by a process of another identity (409); the same identity is a restart.
+    identity: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$")
     shard: str = Field(default="default", pattern=NAME_RE)
     capacity: CapacityBody
     labels: dict[str, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict)
@@ -142,7 +145,8 @@ class StateBody(_Body):
     response_model=None,
     responses={201: {"model": Registered}, **problems(409)},
 )
-async def register(body: RegisterBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+async def register(body: RegisterBody, svc: Svc, who: WorkerCaller) -> dict[str, Any]:
+    check_worker(who, body.name)
     c = body.capacity
     incarnation = await run_in_threadpool(
         svc.store.register_worker,
@@ -151,6 +155,8 @@ async def register(body: RegisterBody, svc: Svc, _: WorkerCaller) -> dict[str, A
         Capacity(c.cpu_milli, c.memory, c.gpu),
         labels=body.labels,
         info=body.info,
+        identity=body.identity,
+        alive_within=svc.settings.lease_timeout,
     )
     return {
         "name": body.name,
@@ -165,7 +171,8 @@ async def register(body: RegisterBody, svc: Svc, _: WorkerCaller) -> dict[str, A
     response_model=None,
     responses={200: {"model": SyncAnswer}, **problems(409)},
 )
-async def sync(name: str, body: SyncBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+async def sync(name: str, body: SyncBody, svc: Svc, who: WorkerCaller) -> dict[str, Any]:
+    check_worker(who, name)
     answer = await run_in_threadpool(
         svc.store.sync,
         name,
@@ -184,10 +191,11 @@ async def sync(name: str, body: SyncBody, svc: Svc, _: WorkerCaller) -> dict[str
     response_model=None,
     responses={200: {"model": WaitAnswer}},
 )
-async def wait(name: str, body: WaitBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+async def wait(name: str, body: WaitBody, svc: Svc, who: WorkerCaller) -> dict[str, Any]:
     """A long poll: answers at once if a lease or kill order was written (for any worker)
     since `seen`, else when one is, or after `timeout` seconds; the worker then syncs. The
     answer's `seen` goes into the next call."""
+    check_worker(who, name)
     return {"seen": await svc.leases.wait_past(body.seen, body.timeout)}
 
 
@@ -197,7 +205,8 @@ async def wait(name: str, body: WaitBody, svc: Svc, _: WorkerCaller) -> dict[str
     response_model=None,
     responses={200: {"model": ReportAnswer}},
 )
-async def report(name: str, body: ReportBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+async def report(name: str, body: ReportBody, svc: Svc, who: WorkerCaller) -> dict[str, Any]:
+    check_worker(who, name)
     started = [wire.started_from(s.model_dump()) for s in body.started]
     finished = [wire.finished_from(f.model_dump()) for f in body.finished]
     checkpoints = [wire.checkpoint_from(c.model_dump()) for c in body.checkpoints]
@@ -211,7 +220,8 @@ async def report(name: str, body: ReportBody, svc: Svc, _: WorkerCaller) -> dict
     response_model=None,
     responses={200: {"model": LogAck}},
 )
-async def ship_logs(name: str, body: LogsBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+async def ship_logs(name: str, body: LogsBody, svc: Svc, who: WorkerCaller) -> dict[str, Any]:
+    check_worker(who, name)
     chunks = [wire.log_chunk_from(c.model_dump()) for c in body.chunks]
     limit = svc.settings.stored_log_limit
     ack = await run_in_threadpool(lambda: svc.store.store_log_chunks(name, chunks, limit=limit))
@@ -224,7 +234,8 @@ async def ship_logs(name: str, body: LogsBody, svc: Svc, _: WorkerCaller) -> dic
     response_model=None,
     responses={200: {"model": WorkerStateAnswer}, **problems(409)},
 )
-async def set_state(name: str, body: StateBody, svc: Svc, _: WorkerCaller) -> dict[str, Any]:
+async def set_state(name: str, body: StateBody, svc: Svc, who: WorkerCaller) -> dict[str, Any]:
+    check_worker(who, name)
     await run_in_threadpool(
         svc.store.set_worker_state, name, body.state, incarnation=body.incarnation
     )

@@ -32,9 +32,16 @@ class TokenRequest(BaseModel):
     verbs: list[Verb] = Field(default_factory=list)
     admin: bool = False
     worker: bool = False
+    worker_name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$",
+        description="bind the worker token to this worker name (implies worker)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TokenRequest:
+        if self.worker_name is not None:
+            self.worker = True
         if self.worker and (self.queues or self.verbs or self.admin):
             raise ValueError("a worker token has no queues, verbs or admin: drop them")
         if self.verbs and not self.queues:
@@ -52,6 +59,7 @@ def principal_json(who: Principal) -> dict[str, Any]:
         "kind": who.kind,
         "admin": who.admin,
         "grants": [{"queue": q, "verb": v} for q, v in sorted(who.grants)],
+        **({"worker_name": who.worker_name} if who.worker_name else {}),
     }
 
 
@@ -71,6 +79,7 @@ async def create_token(body: TokenRequest, request: Request, svc: Svc, _: AdminC
             kind=kind.value,
             admin=body.admin,
             grants_=expand_grants(body.queues, body.verbs),
+            worker_name=body.worker_name,
         )
     )
     _tokens(request).clear()  # the principal's other tokens may have gained grants
