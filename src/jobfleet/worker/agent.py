@@ -14,13 +14,22 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from jobfleet.errors import Conflict, NotFound
-from jobfleet.protocol import Capacity, Checkpoint, Finished, ReportResult, Started, Sync
+from jobfleet.protocol import (
+    Assignment,
+    Capacity,
+    Checkpoint,
+    Finished,
+    ReportResult,
+    Started,
+    Sync,
+)
 from jobfleet.runfiles import RunFiles
 from jobfleet.worker.checkpoints import CheckpointWatcher
 from jobfleet.worker.executor import Executor
 from jobfleet.worker.isolation import Isolation
 from jobfleet.worker.isolation.gpus import GpuPool
 from jobfleet.worker.ledger import Ledger
+from jobfleet.worker.outcome import start_error
 from jobfleet.worker.shipper import LogShipper, NoShipping
 
 log = logging.getLogger("jobfleet.worker")
@@ -223,7 +232,7 @@ class Worker:
         flushed = time.monotonic()
         for a in sync.assignments:
             self._known.add(a.run_id)
-            failed = self.executor.start(a)
+            failed = self._start(a)
             if failed is None:
                 self._fencing[a.run_id] = a.fencing
                 started.append(Started(a.run_id, a.fencing, time.time()))
@@ -238,6 +247,14 @@ class Worker:
             if run_id in running:
                 self.executor.kill(run_id, kind)
         self._flush(started, finished)
+
+    def _start(self, a: Assignment) -> Finished | None:
+        """The executor's answer; START_ERROR if even that failed: one job never stops the loop."""
+        try:
+            return self.executor.start(a)
+        except Exception as exc:
+            log.exception("run %s could not be started", a.run_id)
+            return start_error(a.run_id, a.fencing, exc)
 
     def _reconcile(self, sync: Sync) -> None:
         """Kill what the server says is no longer ours (our lease expired while we were cut off)."""
@@ -267,10 +284,19 @@ class Worker:
 
     def _checkpoints(self, finished: list[Finished]) -> list[Checkpoint]:
         """Checkpoints written since the last look: of the ended runs, and of running ones."""
-        ended = [self.checkpoints.final(f.run_id, f.fencing) for f in finished]
+        ended: list[Checkpoint | None] = []
+        try:  # a job's checkpoint file must never cost the reports of the runs
+            ended = [self.checkpoints.final(f.run_id, f.fencing) for f in finished]
+        except Exception:
+            log.exception("reading checkpoints failed; they are skipped this time")
         for f in finished:
             self._fencing.pop(f.run_id, None)
-        return [c for c in ended if c is not None] + self.checkpoints.scan(self._fencing)
+        try:
+            running = self.checkpoints.scan(self._fencing)
+        except Exception:
+            log.exception("reading checkpoints failed; they are skipped this time")
+            running = []
+        return [c for c in ended if c is not None] + running
 
     def _report(
         self, started: list[Started], finished: list[Finished], checkpoints: list[Checkpoint]

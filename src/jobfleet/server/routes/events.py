@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from jobfleet.errors import InvalidInput
+from jobfleet.inputs import INT64_MAX
 from jobfleet.lifecycle import EventType
 from jobfleet.server.auth import Caller
 from jobfleet.server.deps import Services, Svc
@@ -35,12 +36,18 @@ def sse(event_id: int | None, event: str, data: object) -> str:
 def _resume_point(after: int | None, last_event_id: str | None) -> int:
     if last_event_id:
         try:
-            return int(last_event_id)
+            value = int(last_event_id)
         except ValueError:
             raise InvalidInput(
                 "Last-Event-ID must be an event id (an integer)",
                 [{"loc": ["header", "last-event-id"], "msg": "not an integer"}],
             ) from None
+        if not 0 <= value <= INT64_MAX:
+            raise InvalidInput(
+                f"Last-Event-ID must be an event id, from 0 to {INT64_MAX}",
+                [{"loc": ["header", "last-event-id"], "msg": "out of range"}],
+            )
+        return value
     return after or 0
 
 
@@ -73,7 +80,7 @@ async def events(
     job_set: Annotated[list[str] | None, Query()] = None,
     job_id: str | None = None,
     type: Annotated[list[EventType] | None, Query()] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     flt = EventFilter(

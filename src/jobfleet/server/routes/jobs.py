@@ -13,6 +13,7 @@ from starlette.responses import Response
 from jobfleet.callbacks.ingress import check_callbacks
 from jobfleet.config import Settings
 from jobfleet.errors import InvalidInput
+from jobfleet.inputs import loads
 from jobfleet.lifecycle import JobState
 from jobfleet.models import MAX_BATCH, MAX_PRIORITY, JobSpec
 from jobfleet.scheduling.admission import admission_errors
@@ -76,12 +77,7 @@ _SUBMIT_DOC = {
 
 def parse_submission(raw: bytes) -> tuple[list[JobSpec], bool]:
     """(specs, is_batch). Every error is named by its place: ["jobs", 3, "resources", "cpu"]."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(
-            f"the body is not valid JSON: {exc}", [{"loc": ["body"], "msg": "invalid JSON"}]
-        ) from exc
+    body = loads(raw)  # finite numbers, int64, no NUL or lone surrogate, bounded depth
     if not isinstance(body, dict):
         raise InvalidInput(
             'the body must be a job spec object or {"jobs": [...]}',
@@ -152,7 +148,8 @@ async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
             refuse_unsealed(specs, batch, svc.settings.callbacks.allow)
         check_callbacks(specs, svc.settings, svc.store.queue_secret, batch=batch)
         check_admission(specs, svc.settings, batch=batch)
-        jobs = svc.store.submit_views(specs, actor=caller.name)
+        seen = visible_queues(caller)  # depends_on: a hidden queue's job is "no job"
+        jobs = svc.store.submit_views(specs, actor=caller.name, visible=seen)
         return json_response({"jobs": jobs} if batch else jobs[0], 201)
 
     return await run_in_threadpool(work)
@@ -233,7 +230,10 @@ async def retry(
     job_id: str, svc: Svc, caller: Annotated[Principal, Depends(require(Verb.SUBMIT))]
 ) -> Response:
     """A terminal job's spec submitted again as a new job, with `retry_of` set."""
-    job = await run_in_threadpool(lambda: svc.store.retry_as_new(job_id, actor=caller.name))
+    seen = visible_queues(caller)
+    job = await run_in_threadpool(
+        lambda: svc.store.retry_as_new(job_id, actor=caller.name, visible=seen)
+    )
     return json_response(job, 201)
 
 

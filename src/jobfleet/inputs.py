@@ -1,0 +1,141 @@
+"""What jobfleet accepts from outside, as one vocabulary (pure): text, integers, numbers, depth.
+
+- text: no NUL byte (no process argument, path, environment string or PostgreSQL text can hold
+  one) and no lone surrogate (not encodable as UTF-8: no database or file name can hold one);
+- integers: within int64 (what the database stores; a 400-digit number is refused, not an
+  OverflowError deep in a driver);
+- numbers: finite (JSON has no NaN or Infinity, and `1e400` would parse to inf);
+- JSON: at most MAX_DEPTH levels of nesting.
+
+`loads` decodes a request body under these rules and names the place of each refusal
+(`["body", "jobs", 3, "env", "K"]`); the server's edge (`server/guard.py`) applies it to every
+JSON body, and the models reuse `Text`, `Int64` and `Finite` for their own fields. `clean` is
+the other way to meet the rule, for text jobfleet did not choose but must keep (a job's
+stderr, its file names): it replaces what cannot be stored with U+FFFD.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from jobfleet.errors import InvalidInput
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+MAX_DEPTH = 32
+MAX_ERRORS = 50
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be taken as text, or None."""
+    found = _BAD_TEXT.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "text cannot contain a NUL byte (\\u0000)"
+    return "text cannot contain a lone surrogate (not valid Unicode)"
+
+
+def check_text(value: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def clean(value: str) -> str:
+    """`value` with every NUL byte and lone surrogate replaced by U+FFFD."""
+    return _BAD_TEXT.sub("\ufffd", value)
+
+
+Text = Annotated[str, AfterValidator(check_text)]
+"""A string with no NUL byte and no lone surrogate."""
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def loads(raw: bytes | str, where: str = "body") -> Any:
+    """Decode JSON under the rules above; InvalidInput (422) naming each bad place."""
+    try:
+        value = json.loads(raw)  # NaN, Infinity, 1e400: floats `problems` refuses
+    except RecursionError:
+        raise _refused([([where], f"nested deeper than {MAX_DEPTH} levels")]) from None
+    except (ValueError, UnicodeDecodeError) as exc:  # a 5,000-digit integer is a ValueError
+        raise InvalidInput(
+            f"the body is not valid JSON: {exc}", [{"loc": [where], "msg": "invalid JSON"}]
+        ) from None
+    found = problems(value, [where])
+    if found:
+        raise _refused(found)
+    return value
+
+
+class Bounded(BaseModel):
+    """A model whose input, however it arrives (JSON, Python), holds only what `loads` takes:
+    its fields' own types and bounds come on top."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        found = problems(data, [])
+        if found:
+            raise ValueError(
+                "; ".join(f"{'.'.join(map(str, loc)) or 'value'}: {why}" for loc, why in found[:5])
+            )
+        return data
+
+
+def problems(value: Any, root: list[Any] | None = None) -> list[tuple[list[Any], str]]:
+    """(place, why) of each value `loads` refuses, at most MAX_ERRORS (iterative: no depth)."""
+    found: list[tuple[list[Any], str]] = []
+    base = root or []
+    stack: list[tuple[list[Any], Any]] = [(base, value)]
+    while stack and len(found) < MAX_ERRORS:
+        loc, item = stack.pop()
+        if isinstance(item, str):
+            why = text_problem(item)
+        elif isinstance(item, bool):
+            why = None
+        elif isinstance(item, int):
+            why = None if INT64_MIN <= item <= INT64_MAX else "integer out of range (int64)"
+        elif isinstance(item, float):
+            why = None if math.isfinite(item) else "numbers must be finite (no NaN, Infinity)"
+        elif isinstance(item, dict | list):
+            deep = len(loc) - len(base) >= MAX_DEPTH
+            why = f"nested deeper than {MAX_DEPTH} levels" if deep else None
+            if why is None:
+                stack.extend(_children(loc, item, found))
+        else:
+            why = None
+        if why is not None:
+            found.append((loc, why))
+    return found
+
+
+def _children(
+    loc: list[Any], item: dict[str, Any] | list[Any], found: list[tuple[list[Any], str]]
+) -> list[tuple[list[Any], Any]]:
+    if isinstance(item, list):
+        return [([*loc, i], v) for i, v in enumerate(item)]
+    out = []
+    for key, v in item.items():
+        why = text_problem(key)
+        if why is not None:
+            found.append(([*loc, clean(key)], f"key: {why}"))
+        out.append(([*loc, key if why is None else clean(key)], v))
+    return out
+
+
+def _refused(found: list[tuple[list[Any], str]]) -> InvalidInput:
+    errors = [{"loc": loc, "msg": why} for loc, why in found]
+    first = ".".join(str(p) for p in errors[0]["loc"])
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return InvalidInput(f"{first}: {errors[0]['msg']}{more}", errors)
