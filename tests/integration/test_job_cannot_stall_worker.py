@@ -77,7 +77,7 @@ def test_a_fifo_as_checkpoint_file_does_not_hang_the_worker(api: Api) -> None:
 
 
 def test_a_deeply_nested_checkpoint_is_skipped_not_fatal(api: Api) -> None:
-    deep = "[" * 50_000 + "]" * 50_000
+    deep = "[" * 30_000 + "]" * 30_000  # within the 64 KiB limit: read, and too deep to parse
     script = f"printf '%s' '{deep}' > \"$JOBFLEET_CHECKPOINT_FILE\""
     job = str(api.submit(command=["sh", "-c", script])["id"])
     api.wait_state(job, "SUCCEEDED")
