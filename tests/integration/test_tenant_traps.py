@@ -377,3 +377,20 @@ def test_depends_on_another_queues_job_answers_as_for_no_job(
     assert (
         api.http.get("/v1/jobs", params={"queue": QA}).json()["items"][0]["id"] == world.real["own"]
     )  # nothing stored
+
+
+def test_the_job_page_shows_no_state_of_a_hidden_dependency(
+    api: Api, world: World, principal_a: tuple[httpx.Client, httpx.Client]
+) -> None:
+    """An admin may make a job of A's queue depend on B's: A's page names the id it was given,
+    never how B's job ended."""
+    dep = api.submit(
+        queue=QA, command=["true"], depends_on=[{"job_id": world.real["job"], "after": "any"}]
+    )
+    api.wait_state(str(dep["id"]), "SUCCEEDED")
+    _, ui = principal_a
+    panel = ui.get(f"/ui/jobs/{dep['id']}/panel").text
+    assert world.real["job"] in panel  # its own spec says so
+    assert "now FAILED" not in panel
+    with_admin = api.store.jobs_brief([world.real["job"]])
+    assert with_admin == {world.real["job"]: "FAILED"}
