@@ -21,7 +21,14 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 from jobfleet.errors import InvalidInput
 
@@ -29,6 +36,7 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 MAX_DEPTH = 32
 MAX_ERRORS = 50
+CHECKED = "jobfleet.inputs.checked"  # validation context / ASGI scope key: `loads` ran on it
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -84,7 +92,9 @@ class Bounded(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _bounded(cls, data: Any) -> Any:
+    def _bounded(cls, data: Any, info: ValidationInfo) -> Any:
+        if info.context and info.context.get(CHECKED):
+            return data  # decoded by `loads` (the edge): checked once already
         found = problems(data, [])
         if found:
             raise ValueError(
@@ -94,44 +104,63 @@ class Bounded(BaseModel):
 
 
 def problems(value: Any, root: list[Any] | None = None) -> list[tuple[list[Any], str]]:
-    """(place, why) of each value `loads` refuses, at most MAX_ERRORS (iterative: no depth)."""
+    """(place, why) of each value `loads` refuses, at most MAX_ERRORS (iterative: no depth).
+
+    A hot path (every body of every request): places are kept as (parent, key) links and made
+    into lists only for what is refused."""
     found: list[tuple[list[Any], str]] = []
-    base = root or []
-    stack: list[tuple[list[Any], Any]] = [(base, value)]
+    stack: list[tuple[Any, Any, int]] = [(value, None, 0)]
     while stack and len(found) < MAX_ERRORS:
-        loc, item = stack.pop()
-        if isinstance(item, str):
+        item, link, depth = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if _BAD_TEXT.search(item) is None:
+                continue
             why = text_problem(item)
-        elif isinstance(item, bool):
-            why = None
-        elif isinstance(item, int):
-            why = None if INT64_MIN <= item <= INT64_MAX else "integer out of range (int64)"
-        elif isinstance(item, float):
-            why = None if math.isfinite(item) else "numbers must be finite (no NaN, Infinity)"
-        elif isinstance(item, dict | list):
-            deep = len(loc) - len(base) >= MAX_DEPTH
-            why = f"nested deeper than {MAX_DEPTH} levels" if deep else None
-            if why is None:
-                stack.extend(_children(loc, item, found))
+        elif kind is dict or kind is list:
+            if depth >= MAX_DEPTH:
+                why = f"nested deeper than {MAX_DEPTH} levels"
+            else:
+                _push(stack, item, link, depth + 1, found, root)
+                continue
+        elif kind is int:
+            if INT64_MIN <= item <= INT64_MAX:
+                continue
+            why = "integer out of range (int64)"
+        elif kind is float:
+            if math.isfinite(item):
+                continue
+            why = "numbers must be finite (no NaN, Infinity)"
         else:
-            why = None
-        if why is not None:
-            found.append((loc, why))
+            continue  # True, False, None (and what a Python caller passes: the model checks)
+        found.append((_place(link, root), why or "refused"))
     return found
 
 
-def _children(
-    loc: list[Any], item: dict[str, Any] | list[Any], found: list[tuple[list[Any], str]]
-) -> list[tuple[list[Any], Any]]:
+def _push(
+    stack: list[tuple[Any, Any, int]],
+    item: dict[str, Any] | list[Any],
+    link: Any,
+    depth: int,
+    found: list[tuple[list[Any], str]],
+    root: list[Any] | None,
+) -> None:
     if isinstance(item, list):
-        return [([*loc, i], v) for i, v in enumerate(item)]
-    out = []
+        stack.extend((v, (link, i), depth) for i, v in enumerate(item))
+        return
     for key, v in item.items():
-        why = text_problem(key)
-        if why is not None:
-            found.append(([*loc, clean(key)], f"key: {why}"))
-        out.append(([*loc, key if why is None else clean(key)], v))
-    return out
+        if type(key) is str and _BAD_TEXT.search(key) is not None:
+            found.append((_place((link, clean(key)), root), f"key: {text_problem(key)}"))
+            key = clean(key)
+        stack.append((v, (link, key), depth))
+
+
+def _place(link: Any, root: list[Any] | None) -> list[Any]:
+    keys: list[Any] = []
+    while link is not None:
+        link, key = link
+        keys.append(key)
+    return [*(root or []), *reversed(keys)]
 
 
 def _refused(found: list[tuple[list[Any], str]]) -> InvalidInput:

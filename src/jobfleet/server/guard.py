@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobfleet.errors import InvalidInput
-from jobfleet.inputs import loads, text_problem
+from jobfleet.inputs import CHECKED, loads, text_problem
 from jobfleet.server import problems
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -102,6 +102,7 @@ class InputGuard:
         kind = _content_type(scope)
         if kind == "application/json" or kind.endswith("+json"):
             loads(body)
+            scope[CHECKED] = True  # a route that decodes the body itself need not check again
         elif kind == "application/x-www-form-urlencoded":
             form = body.decode("latin-1")
             _check_fields("body", parse_qsl(form, keep_blank_values=True, errors="replace"))

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from jobfleet.callbacks.ingress import check_callbacks
 from jobfleet.config import Settings
 from jobfleet.errors import InvalidInput
-from jobfleet.inputs import loads
+from jobfleet.inputs import CHECKED, loads
 from jobfleet.lifecycle import JobState
 from jobfleet.models import MAX_BATCH, MAX_PRIORITY, JobSpec
 from jobfleet.scheduling.admission import admission_errors
@@ -25,6 +25,7 @@ from jobfleet.server.problems import validation_errors
 from jobfleet.store import JobFilter
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
+CONTEXT = {CHECKED: True}  # what parse_submission validates has passed `inputs.loads`
 Watcher = Annotated[Principal, Depends(require(Verb.WATCH))]
 """A caller that may see the job of the path (404 for a job in a hidden queue)."""
 
@@ -75,9 +76,12 @@ _SUBMIT_DOC = {
 }
 
 
-def parse_submission(raw: bytes) -> tuple[list[JobSpec], bool]:
-    """(specs, is_batch). Every error is named by its place: ["jobs", 3, "resources", "cpu"]."""
-    body = loads(raw)  # finite numbers, int64, no NUL or lone surrogate, bounded depth
+def parse_submission(raw: bytes, *, checked: bool = False) -> tuple[list[JobSpec], bool]:
+    """(specs, is_batch). Every error is named by its place: ["jobs", 3, "resources", "cpu"].
+
+    `checked`: the edge decoded this body under `jobfleet.inputs` already (server/guard.py)."""
+    # finite numbers, int64, no NUL or lone surrogate, bounded depth: once per body
+    body = json.loads(raw) if checked else loads(raw)
     if not isinstance(body, dict):
         raise InvalidInput(
             'the body must be a job spec object or {"jobs": [...]}',
@@ -107,7 +111,7 @@ def parse_submission(raw: bytes) -> tuple[list[JobSpec], bool]:
     errors: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         try:
-            specs.append(JobSpec.model_validate(item))
+            specs.append(JobSpec.model_validate(item, context=CONTEXT))
         except ValidationError as exc:
             prefix: tuple[Any, ...] = ("jobs", i) if batch else ()
             errors.extend(validation_errors(list(exc.errors(include_url=False)), prefix))
@@ -139,9 +143,10 @@ def check_admission(specs: list[JobSpec], settings: Settings, *, batch: bool) ->
 async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
     """Submit one job spec, or a batch `{"jobs": [...]}` (≤ 10,000) stored all-or-nothing."""
     raw = await request.body()
+    checked = bool(request.scope.get(CHECKED))
 
     def work() -> Response:  # one trip to the thread pool: parse, store, serialise
-        specs, batch = parse_submission(raw)
+        specs, batch = parse_submission(raw, checked=checked)
         for queue in sorted({s.queue for s in specs}):  # nothing is stored if one is refused
             check_queue(caller, queue, Verb.SUBMIT)
         if svc.settings.sealed:
