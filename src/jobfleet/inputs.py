@@ -9,7 +9,8 @@
 
 `loads` decodes a request body under these rules and names the place of each refusal
 (`["body", "jobs", 3, "env", "K"]`); the server's edge (`server/guard.py`) applies it to every
-JSON body, and the models reuse `Text`, `Int64` and `Finite` for their own fields. `clean` is
+JSON body, and models that take outside input derive from `Bounded`, which holds their input to
+the same rules however it arrives (one walk, `problems`, for both). `clean` is
 the other way to meet the rule, for text jobfleet did not choose but must keep (a job's
 stderr, its file names): it replaces what cannot be stored with U+FFFD.
 """
@@ -19,16 +20,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
 from jobfleet.errors import InvalidInput
 
@@ -50,22 +44,9 @@ def text_problem(value: str) -> str | None:
     return "text cannot contain a lone surrogate (not valid Unicode)"
 
 
-def check_text(value: str) -> str:
-    problem = text_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
-    return value
-
-
 def clean(value: str) -> str:
     """`value` with every NUL byte and lone surrogate replaced by U+FFFD."""
     return _BAD_TEXT.sub("\ufffd", value)
-
-
-Text = Annotated[str, AfterValidator(check_text)]
-"""A string with no NUL byte and no lone surrogate."""
-Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 def loads(raw: bytes | str, where: str = "body") -> Any:
