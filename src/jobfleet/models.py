@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from jobfleet.failures.policy import RetryPolicy
+from jobfleet.inputs import Bounded
 from jobfleet.units import parse_duration, parse_memory
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
@@ -65,8 +66,9 @@ class Gang(BaseModel):
     size: int = Field(ge=1, le=10_000)
 
 
-class JobSpec(BaseModel):
-    """One job as submitted. Only `command` is required."""
+class JobSpec(Bounded):
+    """One job as submitted. Only `command` is required. No NUL, lone surrogate, NaN or
+    integer past int64 anywhere in it (`jobfleet.inputs`)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -10,10 +10,12 @@ few minutes, since ids start with a timestamp), so a run costs one `mkdir` (its 
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 Stream = Literal["stdout", "stderr"]
 BUCKET = 6
@@ -58,3 +60,17 @@ class RunFiles:
                     self._made.add(bucket)
         if work_dir:
             os.mkdir(self.work_dir(run_id))
+
+
+def open_job_file(path: os.PathLike[str] | str) -> BinaryIO:
+    """Open for reading a file a job wrote (its termination log, its checkpoint) that the worker
+    reads: only a regular file, never through a symbolic link, and never blocking (a job may
+    leave a FIFO there: an open would wait for ever). OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

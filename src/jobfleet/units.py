@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -31,13 +32,13 @@ def parse_duration(value: str | int | float) -> float:
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string like '30m'")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = _finite(value)
     else:
         text = value.strip().lower()
         if not text:
             raise ValueError("empty duration")
         if re.fullmatch(r"\d+(\.\d+)?", text):
-            seconds = float(text)
+            seconds = _finite(text)
         else:
             pos, seconds = 0, 0.0
             for m in _DURATION_PART.finditer(text):
@@ -52,7 +53,7 @@ def parse_duration(value: str | int | float) -> float:
                 )
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
-    return seconds
+    return _finite(seconds)
 
 
 def parse_memory(value: str | int | float) -> int:
@@ -60,7 +61,7 @@ def parse_memory(value: str | int | float) -> int:
     if isinstance(value, bool):
         raise ValueError("memory is a number of bytes or a quantity like '512Mi'")
     if isinstance(value, int | float):
-        amount = float(value)
+        amount = _finite(value)
     else:
         m = _MEMORY.match(value.strip())
         if not m:
@@ -71,7 +72,18 @@ def parse_memory(value: str | int | float) -> int:
         amount = float(m.group(1)) * _MEMORY_UNITS[m.group(2)]
     if amount < 0:
         raise ValueError("memory cannot be negative")
-    return int(amount)
+    return int(_finite(amount))
+
+
+def _finite(value: str | float) -> float:
+    """`value` as a finite float: NaN, infinity and numbers past float's range are refused."""
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError("the number must be finite and within range")
+    return number
 
 
 def format_memory(n: int) -> str:

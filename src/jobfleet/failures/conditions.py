@@ -5,7 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from jobfleet.inputs import clean
 
 # stderr tail / termination log kept on a failure, in bytes of UTF-8 (the cut marker included):
 # bounded so a job cannot bloat the store, its events or the API's answers.
@@ -45,6 +47,13 @@ class FailureInfo(BaseModel):
     categories: list[str] = Field(default_factory=list)
     retryable: bool = False
     message: str = ""
+
+    @field_validator("termination_message", "message")
+    @classmethod
+    def _storable(cls, v: str | None) -> str | None:
+        """A job's own text (its stderr, its bad working dir) may hold a NUL byte or bytes that
+        are not UTF-8: replaced, so the failure can be stored and sent (`inputs.clean`)."""
+        return None if v is None else clean(v)
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

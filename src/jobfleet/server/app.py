@@ -18,6 +18,7 @@ from jobfleet.runfiles import RunFiles
 from jobfleet.server import openapi, problems
 from jobfleet.server.auth import TokenCache
 from jobfleet.server.deps import Services
+from jobfleet.server.guard import InputGuard
 from jobfleet.server.notify import Broadcaster
 from jobfleet.server.routes import (
     callbacks,
@@ -34,31 +35,6 @@ from jobfleet.server.routes import failures as failure_routes
 from jobfleet.store import Store
 from jobfleet.store.wakeups import WORKER_KINDS
 from jobfleet.web import install as install_dashboard
-
-
-class BodyLimit:
-    """Refuse a request whose declared body is over the limit (413) before reading it.
-
-    A plain ASGI middleware: Starlette's BaseHTTPMiddleware costs a task and a stream per call.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                    response = problems.problem(
-                        413,
-                        "Request too large",
-                        f"the body is {int(value)} bytes; the limit is {self.limit}: "
-                        "send smaller batches",
-                    )
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
 
 
 class Shutdown:
@@ -122,7 +98,7 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     store.subscribe(broadcaster.notify)
     store.subscribe(leases.notify, kinds=WORKER_KINDS)
     problems.install(app)
-    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(InputGuard, limit=settings.max_request_bytes)
     app.state.shutdown = Shutdown(broadcaster)
     app.add_middleware(ClosingStreams, shutdown=app.state.shutdown)
     for module in (health, jobs, events, logs, callbacks, metrics, principals, fleet, queues):

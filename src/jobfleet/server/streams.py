@@ -33,6 +33,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from jobfleet.errors import InvalidInput
+from jobfleet.inputs import INT64_MAX
 from jobfleet.lifecycle import JobState
 from jobfleet.server.deps import Services
 from jobfleet.server.runlogs import RunLogs
@@ -62,12 +63,18 @@ def resume_point(after: int | None, last_event_id: str | None) -> int | None:
     """Where a stream starts: after `Last-Event-ID`, else after `after`; None if neither."""
     if last_event_id:
         try:
-            return int(last_event_id)
+            value = int(last_event_id)
         except ValueError:
             raise InvalidInput(
                 "Last-Event-ID must be an event id (an integer)",
                 [{"loc": ["header", "last-event-id"], "msg": "not an integer"}],
             ) from None
+        if not 0 <= value <= INT64_MAX:
+            raise InvalidInput(
+                f"Last-Event-ID must be an event id, from 0 to {INT64_MAX}",
+                [{"loc": ["header", "last-event-id"], "msg": "out of range"}],
+            )
+        return value
     return after
 
 

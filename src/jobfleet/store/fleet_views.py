@@ -191,13 +191,16 @@ class FleetViewOps(QueryOps, ControlOps):
             raise NotFound(f"no job {job_id!r}")
         return None, str(state)
 
-    def jobs_brief(self, ids: list[str]) -> dict[str, str]:
-        """id → state for the jobs that exist (dependency links)."""
+    def jobs_brief(self, ids: list[str], visible: list[str] | None = None) -> dict[str, str]:
+        """id → state for the jobs that exist (dependency links), of `visible` queues only if
+        given: a job of another queue is left out, as one that does not exist."""
         if not ids:
             return {}
+        stmt = sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(ids))
+        if visible is not None:
+            stmt = stmt.where(jobs.c.queue.in_(visible) if visible else sa.false())
         with self.read() as conn:
-            rows = conn.execute(sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(ids)))
-            return {r.id: r.state for r in rows}
+            return {r.id: r.state for r in conn.execute(stmt)}
 
     def queue_names(self) -> list[str]:
         with self.read() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,17 +34,27 @@ class IntakeOps(StoreBase):
         return self._submit(specs, retry_of=retry_of, actor=actor)[0]
 
     def submit_views(
-        self, specs: list[JobSpec], *, retry_of: str | None = None, actor: str = "user"
+        self,
+        specs: list[JobSpec],
+        *,
+        retry_of: str | None = None,
+        actor: str = "user",
+        visible: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Like :meth:`submit`, returning the job objects (built from what was written)."""
-        ids, rows = self._submit(specs, retry_of=retry_of, actor=actor)
+        """Like :meth:`submit`, returning the job objects (built from what was written).
+
+        `visible`: the queues the submitter may see (None: all); `depends_on` naming a job of
+        another queue is refused exactly as an id that does not exist."""
+        ids, rows = self._submit(specs, retry_of=retry_of, actor=actor, visible=visible)
         views = {r["id"]: job_view({**_UNSET, **r}) for r in rows}
         for job_id in ids:
             if job_id not in views:
                 views[job_id] = self.get_job(job_id)  # type: ignore[attr-defined]
         return [views[i] for i in ids]
 
-    def retry_as_new(self, job_id: str, *, actor: str = "user") -> dict[str, Any]:
+    def retry_as_new(
+        self, job_id: str, *, actor: str = "user", visible: list[str] | None = None
+    ) -> dict[str, Any]:
         """Submit a terminal job's spec again as a new job with `retry_of` set."""
         with self.read() as conn:
             row = conn.execute(
@@ -62,27 +73,39 @@ class IntakeOps(StoreBase):
                 actions=[a.name for a in actions if a.enabled],
             )
         spec = JobSpec.model_validate({k: v for k, v in row.spec.items() if k != "client_id"})
-        return self.submit_views([spec], retry_of=job_id, actor=actor)[0]
+        return self.submit_views([spec], retry_of=job_id, actor=actor, visible=visible)[0]
 
     def _submit(
-        self, specs: list[JobSpec], *, retry_of: str | None, actor: str
+        self,
+        specs: list[JobSpec],
+        *,
+        retry_of: str | None,
+        actor: str,
+        visible: list[str] | None = None,
     ) -> tuple[list[str], list[dict[str, Any]]]:
+        once = partial(self._submit_once, specs, retry_of=retry_of, actor=actor, visible=visible)
         try:
-            return self._submit_once(specs, retry_of=retry_of, actor=actor, late_lock=True)
+            return once(late_lock=True)
         except sa.exc.IntegrityError:
             # Another submission stored the same queue + client_id meanwhile: with the lock
             # taken first, the second try sees it and returns that job instead.
-            return self._submit_once(specs, retry_of=retry_of, actor=actor, late_lock=False)
+            return once(late_lock=False)
 
     def _submit_once(
-        self, specs: list[JobSpec], *, retry_of: str | None, actor: str, late_lock: bool
+        self,
+        specs: list[JobSpec],
+        *,
+        retry_of: str | None,
+        actor: str,
+        late_lock: bool,
+        visible: list[str] | None,
     ) -> tuple[list[str], list[dict[str, Any]]]:
         now = time.time()
         with self.tx(late_lock=late_lock) as conn:  # new rows only: the lock is for the events
             self._check_queues(conn, specs)
             check_stored_gangs(conn, specs)
             known = self._existing_client_ids(conn, specs)
-            deps = self._dependency_states(conn, specs)
+            deps = self._dependency_states(conn, specs, visible)
             ids: list[str] = []
             rows: list[dict[str, Any]] = []
             evs: list[dict[str, Any]] = []
@@ -193,14 +216,18 @@ class IntakeOps(StoreBase):
         return found
 
     @staticmethod
-    def _dependency_states(conn: sa.Connection, specs: list[JobSpec]) -> dict[str, JobState]:
-        """The current state of every job the specs depend on; unknown ids are refused."""
+    def _dependency_states(
+        conn: sa.Connection, specs: list[JobSpec], visible: list[str] | None = None
+    ) -> dict[str, JobState]:
+        """The current state of every job the specs depend on; unknown ids are refused, and so
+        are ids of jobs in queues not `visible` (the same answer: no existence oracle)."""
         wanted = {d.job_id for s in specs for d in s.depends_on}
         if not wanted:
             return {}
-        rows = conn.execute(
-            sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(list(wanted)))
-        ).all()
+        stmt = sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(list(wanted)))
+        if visible is not None:
+            stmt = stmt.where(jobs.c.queue.in_(visible) if visible else sa.false())
+        rows = conn.execute(stmt).all()
         states = {r.id: JobState(r.state) for r in rows}
         errors = [
             {"loc": ["jobs", i, "depends_on", j, "job_id"], "msg": f"no job {d.job_id!r}"}

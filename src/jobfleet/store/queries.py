@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from jobfleet.errors import InvalidInput, NotFound
+from jobfleet.inputs import INT64_MAX
 from jobfleet.store.base import StoreBase
 from jobfleet.store.outbox import callback_summary
 from jobfleet.store.schema import events, jobs, runs
@@ -43,9 +44,10 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = raw.partition(":")
-        if kind != "s":
+        seq = int(value)
+        if kind != "s" or not 0 <= seq <= INT64_MAX:
             raise ValueError
-        return int(value)
+        return seq
     except ValueError as exc:
         raise InvalidInput(
             "cursor is not one this server gave out",

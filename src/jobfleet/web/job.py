@@ -16,8 +16,9 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from jobfleet.errors import InvalidInput, JobfleetError
+from jobfleet.inputs import INT64_MAX
 from jobfleet.models import MAX_PRIORITY
-from jobfleet.server.permissions import Principal
+from jobfleet.server.permissions import Principal, visible_queues
 from jobfleet.web.access import ACTION_VERBS, job_queue, permitted_actions
 from jobfleet.web.auth import UiCaller, UiWriter
 from jobfleet.web.common import render, svc
@@ -69,7 +70,7 @@ async def _panel(
             "job": job,
             "timeline": timeline,
             "earlier": earlier,
-            "deps": store.jobs_brief([str(d) for d in deps if d]),
+            "deps": store.jobs_brief([str(d) for d in deps if d], visible_queues(who)),
             "checkpoints": _checkpoints(store, job_id),
             "notice": notice,
         }
@@ -95,7 +96,7 @@ async def job_events(
     request: Request,
     job_id: str,
     who: UiCaller,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
 ) -> Response:
     await job_queue(request, who, job_id)
     store = svc(request).store
@@ -175,7 +176,10 @@ async def act(
             value = _priority(priority)
             await run_in_threadpool(lambda: store.reprioritize(job_id, value, actor=who.name))
         else:
-            new = await run_in_threadpool(lambda: store.retry_as_new(job_id, actor=who.name))
+            seen = visible_queues(who)
+            new = await run_in_threadpool(
+                lambda: store.retry_as_new(job_id, actor=who.name, visible=seen)
+            )
             notice = f"Submitted again as {new['id']}"
             response = render(
                 request, "_job_panel.html", **await _panel(request, who, job_id, notice)

@@ -18,6 +18,8 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
+from jobfleet.errors import NotFound
+from jobfleet.inputs import INT64_MAX
 from jobfleet.server import streams
 from jobfleet.server.permissions import visible_queues
 from jobfleet.server.runlogs import RunLogs
@@ -35,7 +37,7 @@ router = APIRouter(prefix="/ui")
 async def events_feed(
     request: Request,
     who: UiCaller,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
     job_id: str | None = None,
     queue: str | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -71,10 +73,12 @@ async def follow_log(
     who: UiCaller,
     stream: Stream = "stdout",
     run: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> StreamingResponse:
     await job_queue(request, who, job_id)  # 404 for a job of a hidden queue
-    await run_in_threadpool(svc(request).store.run_progress, job_id, run)  # 404 first
+    found, _ = await run_in_threadpool(svc(request).store.run_progress, job_id, run)  # 404 first
+    if run and found != run:  # another job's run (maybe of a hidden queue): not this job's
+        raise NotFound(f"job {job_id} has no run {run!r}")
     return streams.response(_follow(request, job_id, run, stream, offset))
 
 

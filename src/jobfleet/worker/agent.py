@@ -30,6 +30,7 @@ from jobfleet.worker.executor import Executor
 from jobfleet.worker.isolation import Isolation
 from jobfleet.worker.isolation.gpus import GpuPool
 from jobfleet.worker.ledger import Ledger
+from jobfleet.worker.outcome import start_error
 from jobfleet.worker.runas import RunAs
 from jobfleet.worker.shipper import LogShipper, NoShipping
 
@@ -274,13 +275,19 @@ class Worker:
             self._known.add(a.run_id)
         if len(assignments) < 2:
             for a in assignments:
-                yield a, self.executor.start(a)
+                yield a, self._start(a)
             return
         if self._starters is None:
             self._starters = ThreadPoolExecutor(START_THREADS, thread_name_prefix="jobfleet-start")
-        yield from zip(
-            assignments, self._starters.map(self.executor.start, assignments), strict=True
-        )
+        yield from zip(assignments, self._starters.map(self._start, assignments), strict=True)
+
+    def _start(self, a: Assignment) -> Finished | None:
+        """The executor's answer; START_ERROR if even that failed: one job never stops the loop."""
+        try:
+            return self.executor.start(a)
+        except Exception as exc:
+            log.exception("run %s could not be started", a.run_id)
+            return start_error(a.run_id, a.fencing, exc)
 
     def _reconcile(self, sync: Sync) -> None:
         """Kill what the server says is no longer ours (our lease expired while we were cut off)."""
@@ -310,10 +317,19 @@ class Worker:
 
     def _checkpoints(self, finished: list[Finished]) -> list[Checkpoint]:
         """Checkpoints written since the last look: of the ended runs, and of running ones."""
-        ended = [self.checkpoints.final(f.run_id, f.fencing) for f in finished]
+        ended: list[Checkpoint | None] = []
+        try:  # a job's checkpoint file must never cost the reports of the runs
+            ended = [self.checkpoints.final(f.run_id, f.fencing) for f in finished]
+        except Exception:
+            log.exception("reading checkpoints failed; they are skipped this time")
         for f in finished:
             self._fencing.pop(f.run_id, None)
-        return [c for c in ended if c is not None] + self.checkpoints.scan(self._fencing)
+        try:
+            running = self.checkpoints.scan(self._fencing)
+        except Exception:
+            log.exception("reading checkpoints failed; they are skipped this time")
+            running = []
+        return [c for c in ended if c is not None] + running
 
     def _report(
         self, started: list[Started], finished: list[Finished], checkpoints: list[Checkpoint]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 
 from jobfleet.protocol import CHECKPOINT_LIMIT, Checkpoint
-from jobfleet.runfiles import RunFiles
+from jobfleet.runfiles import RunFiles, open_job_file
 
 log = logging.getLogger("jobfleet.worker")
 SCAN_EVERY = 1.0
@@ -66,11 +66,11 @@ class CheckpointWatcher:
 
 def _load(run_id: str, fencing: int, path: os.PathLike[str], mtime: float) -> Checkpoint | None:
     try:
-        with open(path, "rb") as f:
+        with open_job_file(path) as f:  # a FIFO or a link the job left there is refused
             raw = f.read(CHECKPOINT_LIMIT + 1)
         text = raw.decode().strip()  # `echo '{...}' > file` adds a newline: not part of it
         json.loads(text)
-    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError included
+    except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError, JSONDecodeError
         log.warning("run %s: checkpoint ignored, not valid JSON: %s", run_id, exc)
         return None
     if len(raw) > CHECKPOINT_LIMIT:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from jobfleet.errors import JobfleetError
 from jobfleet.protocol import Assignment, Finished
 from jobfleet.runfiles import RunFiles
 from jobfleet.worker import outcome
@@ -100,7 +99,8 @@ class Executor:
     # -- starting ---------------------------------------------------------------------------
 
     def start(self, a: Assignment) -> Finished | None:
-        """Start the run's process. Returns a START_ERROR result if it could not start."""
+        """Start the run's process. Returns a START_ERROR result if it could not start, for
+        any reason: a run that cannot start must end and free its slot, never stop the loop."""
         spec = a.spec
         prepared: Prepared | None = None
         try:
@@ -120,7 +120,7 @@ class Executor:
                 a.run_id, argv, _limits(spec), str(spec.get("network", "default"))
             )
             popen = self._spawn(a.run_id, prepared, cwd, env)
-        except (OSError, JobfleetError, LookupError, subprocess.SubprocessError) as exc:
+        except Exception as exc:  # whatever the job caused (a NUL in its env: ValueError)
             self.gpus.release(a.run_id)
             if prepared is not None:
                 self.isolation.release(prepared)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from jobfleet.failures import Condition, FailureInfo, bounded_message
 from jobfleet.protocol import Finished
+from jobfleet.runfiles import open_job_file
 from jobfleet.worker.logpump import strip_timestamps
 
 KillReason = Literal["cancel", "preempt", "evict", "deadline", "shutdown"]
@@ -106,7 +107,7 @@ def last_words(
 def _tail(path: Path, limit: int, *, whole_lines: bool = False) -> tuple[str | None, bool]:
     """The last `limit` bytes of the file, and whether anything before them was left out."""
     try:
-        with open(path, "rb") as f:
+        with open_job_file(path) as f:  # the job may have left a FIFO there
             f.seek(0, os.SEEK_END)
             size = f.tell()
             f.seek(max(0, size - limit))

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from jobfleet.errors import JobfleetError
+from jobfleet.inputs import clean
 
 ARCHIVES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 MAX_OUTPUTS = 1000
@@ -102,14 +103,20 @@ def _inside(root: Path, member: str) -> None:
 
 
 def collect_outputs(work_dir: Path, patterns: list[str]) -> list[dict[str, Any]]:
-    """Files in `work_dir` matching the patterns: [{"path": relative, "size": bytes}]."""
+    """Files in `work_dir` matching the patterns: [{"path": relative, "size": bytes}].
+
+    The job chose the names: one that is not UTF-8 is listed with U+FFFD in place of its bad
+    bytes, and a path that cannot be resolved (a symlink loop) is left out."""
     root = work_dir.resolve()
     found: dict[str, int] = {}
     for pattern in patterns:
         for path in sorted(work_dir.glob(pattern)):
-            resolved = path.resolve()
-            if path.is_file() and resolved.is_relative_to(root):
-                found.setdefault(str(path.relative_to(work_dir)), path.stat().st_size)
+            try:
+                resolved = path.resolve()
+                if path.is_file() and resolved.is_relative_to(root):
+                    found.setdefault(clean(str(path.relative_to(work_dir))), path.stat().st_size)
+            except (OSError, RuntimeError):  # a loop of links, a file removed meanwhile
+                continue
             if len(found) >= MAX_OUTPUTS:
                 break
     return [{"path": p, "size": s} for p, s in found.items()]

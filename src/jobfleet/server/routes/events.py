@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import StreamingResponse
 
+from jobfleet.inputs import INT64_MAX
 from jobfleet.lifecycle import EventType
 from jobfleet.server import streams
 from jobfleet.server.auth import StreamCaller
@@ -39,7 +40,8 @@ async def events(
     job_id: str | None = None,
     type: Annotated[list[EventType] | None, Query()] = None,
     after: Annotated[
-        int | None, Query(ge=0, description="start after this event id (0: from the first)")
+        int | None,
+        Query(ge=0, le=INT64_MAX, description="start after this event id (0: from the first)"),
     ] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:

@@ -16,9 +16,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from jobfleet import wire
+from jobfleet.failures import FailureInfo
+from jobfleet.inputs import Bounded
 from jobfleet.models import LABEL_KEY_RE, MAX_GPU, NAME_RE
 from jobfleet.protocol import CHECKPOINT_LIMIT, LOG_CHUNK_LIMIT, LOG_REQUEST_LIMIT, Capacity
 from jobfleet.server.auth import Caller
@@ -41,8 +43,8 @@ WORKER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$"
 MAX_RUNS = 100_000
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Body(Bounded):
+    """Unknown fields are refused (422 naming them), as anything `jobfleet.inputs` refuses."""
 
 
 class CapacityBody(_Body):
@@ -82,6 +84,11 @@ class WaitBody(_Body):
     timeout: float = Field(default=20.0, ge=0, le=60)
 
 
+class OutputBody(_Body):
+    path: str = Field(min_length=1, max_length=4096)
+    size: int = Field(ge=0, le=2**62)
+
+
 class StartedBody(_Body):
     run_id: str = Field(max_length=64)
     fencing: int
@@ -92,8 +99,8 @@ class FinishedBody(StartedBody):
     outcome: Literal["succeeded", "failed", "cancelled"]
     exit_code: int | None = None
     signal: int | None = None
-    failure: dict[str, Any] | None = None
-    outputs: list[dict[str, Any]] | None = Field(default=None, max_length=10_000)
+    failure: FailureInfo | None = None
+    outputs: list[OutputBody] | None = Field(default=None, max_length=10_000)
 
 
 class CheckpointBody(StartedBody):

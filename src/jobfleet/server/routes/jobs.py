@@ -13,6 +13,7 @@ from starlette.responses import Response
 from jobfleet.callbacks.ingress import check_callbacks
 from jobfleet.config import Settings
 from jobfleet.errors import InvalidInput
+from jobfleet.inputs import CHECKED, loads
 from jobfleet.lifecycle import JobState
 from jobfleet.models import MAX_BATCH, MAX_PRIORITY, JobSpec
 from jobfleet.scheduling.admission import admission_errors
@@ -33,6 +34,7 @@ from jobfleet.server.schemas import (
 from jobfleet.store import JobFilter
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
+CONTEXT = {CHECKED: True}  # what parse_submission validates has passed `inputs.loads`
 Watcher = Annotated[Principal, Depends(require(Verb.WATCH))]
 """A caller that may see the job of the path (404 for a job in a hidden queue)."""
 
@@ -83,14 +85,12 @@ _SUBMIT_DOC = {
 }
 
 
-def parse_submission(raw: bytes) -> tuple[list[JobSpec], bool]:
-    """(specs, is_batch). Every error is named by its place: ["jobs", 3, "resources", "cpu"]."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(
-            f"the body is not valid JSON: {exc}", [{"loc": ["body"], "msg": "invalid JSON"}]
-        ) from exc
+def parse_submission(raw: bytes, *, checked: bool = False) -> tuple[list[JobSpec], bool]:
+    """(specs, is_batch). Every error is named by its place: ["jobs", 3, "resources", "cpu"].
+
+    `checked`: the edge decoded this body under `jobfleet.inputs` already (server/guard.py)."""
+    # finite numbers, int64, no NUL or lone surrogate, bounded depth: once per body
+    body = json.loads(raw) if checked else loads(raw)
     if not isinstance(body, dict):
         raise InvalidInput(
             'the body must be a job spec object or {"jobs": [...]}',
@@ -120,7 +120,7 @@ def parse_submission(raw: bytes) -> tuple[list[JobSpec], bool]:
     errors: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         try:
-            specs.append(JobSpec.model_validate(item))
+            specs.append(JobSpec.model_validate(item, context=CONTEXT))
         except ValidationError as exc:
             prefix: tuple[Any, ...] = ("jobs", i) if batch else ()
             errors.extend(validation_errors(list(exc.errors(include_url=False)), prefix))
@@ -158,16 +158,18 @@ def check_admission(specs: list[JobSpec], settings: Settings, *, batch: bool) ->
 async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
     """Submit one job spec, or a batch `{"jobs": [...]}` (≤ 10,000) stored all-or-nothing."""
     raw = await request.body()
+    checked = bool(request.scope.get(CHECKED))
 
     def work() -> Response:  # one trip to the thread pool: parse, store, serialise
-        specs, batch = parse_submission(raw)
+        specs, batch = parse_submission(raw, checked=checked)
         for queue in sorted({s.queue for s in specs}):  # nothing is stored if one is refused
             check_queue(caller, queue, Verb.SUBMIT)
         if svc.settings.sealed:
             refuse_unsealed(specs, batch, svc.settings.callbacks.allow)
         check_callbacks(specs, svc.settings, svc.store.queue_secret, batch=batch)
         check_admission(specs, svc.settings, batch=batch)
-        jobs = svc.store.submit_views(specs, actor=caller.name)
+        seen = visible_queues(caller)  # depends_on: a hidden queue's job is "no job"
+        jobs = svc.store.submit_views(specs, actor=caller.name, visible=seen)
         return json_response({"jobs": jobs} if batch else jobs[0], 201)
 
     return await run_in_threadpool(work)
@@ -267,7 +269,10 @@ async def retry(
     job_id: str, svc: Svc, caller: Annotated[Principal, Depends(require(Verb.SUBMIT))]
 ) -> Response:
     """A terminal job's spec submitted again as a new job, with `retry_of` set."""
-    job = await run_in_threadpool(lambda: svc.store.retry_as_new(job_id, actor=caller.name))
+    seen = visible_queues(caller)
+    job = await run_in_threadpool(
+        lambda: svc.store.retry_as_new(job_id, actor=caller.name, visible=seen)
+    )
     return json_response(job, 201)
 
 
