@@ -52,12 +52,17 @@ class PriorityClass(_Strict):
     preemptible: bool = True
 
 
+FLEET_MAX = 10**9  # a ceiling no fleet reaches, so limits stay finite integers when scaled
+
+
 class MaxResources(_Strict):
     """A queue's ceiling on what its running jobs hold together (None: no ceiling)."""
 
-    cpu: float | None = Field(default=None, ge=0, description="cores")
-    memory: int | None = Field(default=None, ge=0, description="bytes, or a quantity like '64Gi'")
-    gpu: int | None = Field(default=None, ge=0)
+    cpu: float | None = Field(default=None, ge=0, le=FLEET_MAX, description="cores")
+    memory: int | None = Field(
+        default=None, ge=0, le=2**62, description="bytes, or a quantity like '64Gi'"
+    )
+    gpu: int | None = Field(default=None, ge=0, le=FLEET_MAX)
 
     @field_validator("memory", mode="before")
     @classmethod
@@ -72,7 +77,7 @@ class MaxResources(_Strict):
 class QueueConfig(_Strict):
     name: str = Field(pattern=NAME_RE)
     weight: float = Field(default=1.0, gt=0, le=1000)
-    max_running_jobs: int | None = Field(default=None, ge=0)
+    max_running_jobs: int | None = Field(default=None, ge=0, le=FLEET_MAX)
     max_resources: MaxResources | None = None
     retry: RetryPolicy | None = None
     callback_secret: str | None = Field(default=None, min_length=1)

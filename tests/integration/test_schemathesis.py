@@ -70,7 +70,7 @@ def fuzz(api: Api, op: Any, failures: list[str]) -> None:
         if response.status_code >= 500:
             failures.append(f"{where}\n{response.text[:300]}")
         elif 400 <= response.status_code < 500 and state[0] != before:
-            failures.append(f"{where}: refused, but the store changed")
+            failures.append(f"{where}: refused, but the store changed: {before} -> {state[0]}")
 
     state = [fingerprint(api)]
     with requests.Session() as session:  # one connection, not one per case

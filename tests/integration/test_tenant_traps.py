@@ -59,8 +59,6 @@ SUBMIT = {"queue": QA, "command": ["true"]}
 TRAPS: dict[tuple[str, str], list[Probe]] = {
     ("GET", "/openapi.json"): [Probe("GET", "/openapi.json")],
     ("GET", "/docs"): [Probe("GET", "/docs")],
-    ("GET", "/docs/oauth2-redirect"): [Probe("GET", "/docs/oauth2-redirect")],
-    ("GET", "/redoc"): [Probe("GET", "/redoc")],
     ("GET", "/healthz"): [Probe("GET", "/healthz")],
     ("GET", "/readyz"): [Probe("GET", "/readyz")],
     ("GET", "/metrics"): [Probe("GET", "/metrics")],
@@ -120,6 +118,9 @@ TRAPS: dict[tuple[str, str], list[Probe]] = {
         )
     ],
     ("POST", "/v1/workers/{name}/sync"): [Probe("POST", "/v1/workers/{worker}/sync", body={})],
+    ("POST", "/v1/workers/{name}/wait"): [
+        Probe("POST", "/v1/workers/{worker}/wait", body={"timeout": 0})
+    ],
     ("POST", "/v1/workers/{name}/report"): [
         Probe(
             "POST",
@@ -148,6 +149,7 @@ TRAPS: dict[tuple[str, str], list[Probe]] = {
     ("GET", "/ui"): [Probe("GET", "/ui", ui=True)],
     ("GET", "/ui/"): [Probe("GET", "/ui/", ui=True)],
     ("GET", "/ui/overview/body"): [Probe("GET", "/ui/overview/body", ui=True)],
+    ("GET", "/ui/overview/series"): [Probe("GET", "/ui/overview/series", ui=True)],
     ("GET", "/ui/jobs"): [
         Probe("GET", "/ui/jobs", ui=True),
         Probe("GET", "/ui/jobs", {"queue": "{queue}"}, ui=True),

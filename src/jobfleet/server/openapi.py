@@ -171,10 +171,9 @@ def _describe(path: str, operation: dict[str, Any]) -> None:
         wanted.append(404)
     if "requestBody" in operation:
         wanted.append(413)
-    if "requestBody" in operation or any(map(_may_be_invalid, operation.get("parameters", []))):
-        wanted.append(422)
-    elif "HTTPValidationError" in json.dumps(responses.get("422")):
-        del responses["422"]  # FastAPI's guess: a plain string in the path cannot be invalid
+    # Any request may be refused at the edge (server/guard.py: a NUL byte or a lone surrogate
+    # in the path or the query string), so every operation may answer 422.
+    wanted.append(422)
     for code in wanted:
         responses[str(code)] = _problem(code)
     for key, answer in list(responses.items()):

@@ -198,7 +198,15 @@ class StoreBase:
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
         with self.reader.connect() as conn:
-            yield conn
+            try:
+                yield conn
+            except BaseException:
+                # A result left half-read keeps its statement, and on SQLite its snapshot,
+                # past the pool's rollback (sqlite3 no longer resets statements on rollback
+                # since Python 3.11): later reads on that pooled connection would see the
+                # past. The connection is closed instead of going back to the pool.
+                conn.invalidate()
+                raise
 
     def _observe(self, failure: FailureInfo) -> FailureInfo:
         """A failure as the server records it: texts bounded, categories set. Called once,

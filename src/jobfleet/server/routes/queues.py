@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from jobfleet.config import MaxResources, QueueConfig
+from jobfleet.config import FLEET_MAX, MaxResources, QueueConfig
 from jobfleet.errors import NotFound
 from jobfleet.failures.policy import RetryPolicy
 from jobfleet.models import MAX_PRIORITY
@@ -34,7 +34,7 @@ class QueuePatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     weight: float | None = Field(default=None, gt=0, le=1000)
-    max_running_jobs: int | None = Field(default=None, ge=0)
+    max_running_jobs: int | None = Field(default=None, ge=0, le=FLEET_MAX)
     max_resources: MaxResources | None = None
     retry: RetryPolicy | None = None
 
