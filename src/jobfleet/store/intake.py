@@ -68,18 +68,19 @@ class IntakeOps(StoreBase):
         self, specs: list[JobSpec], *, retry_of: str | None, actor: str
     ) -> tuple[list[str], list[dict[str, Any]]]:
         try:
-            return self._submit_once(specs, retry_of=retry_of, actor=actor, late_lock=True)
+            return self._submit_once(specs, retry_of=retry_of, actor=actor)
         except sa.exc.IntegrityError:
-            # Another submission stored the same queue + client_id meanwhile: with the lock
-            # taken first, the second try sees it and returns that job instead.
-            return self._submit_once(specs, retry_of=retry_of, actor=actor, late_lock=False)
+            # Another submission stored the same queue + client_id meanwhile (the unique index
+            # made this one wait for it to commit): the second try sees it and returns that job.
+            return self._submit_once(specs, retry_of=retry_of, actor=actor)
 
     def _submit_once(
-        self, specs: list[JobSpec], *, retry_of: str | None, actor: str, late_lock: bool
+        self, specs: list[JobSpec], *, retry_of: str | None, actor: str
     ) -> tuple[list[str], list[dict[str, Any]]]:
         now = time.time()
-        with self.tx(late_lock=late_lock) as conn:  # new rows only: the lock is for the events
+        with self.tx() as conn:
             self._check_queues(conn, specs)
+            self._lock_gangs(conn, specs)
             check_stored_gangs(conn, specs)
             known = self._existing_client_ids(conn, specs)
             deps = self._dependency_states(conn, specs)
@@ -113,6 +114,8 @@ class IntakeOps(StoreBase):
                 evs.append({**base, "type": EventType.SUBMITTED.value, "payload": submitted})
                 evs.append({**base, "type": step.event.value, "payload": None})
             insert_many(conn, jobs, rows)
+            if rows:
+                conn.info["xid"] = True  # it wrote: its events need no _claim_xid
             self._append(conn, evs, {r["id"]: r["callback"] for r in rows if r["callback"]})
         return ids, rows
 
@@ -175,6 +178,17 @@ class IntakeOps(StoreBase):
             )
 
     @staticmethod
+    def _lock_gangs(conn: sa.Connection, specs: list[JobSpec]) -> None:
+        """PostgreSQL: one transaction lock per gang of the batch (in one order), so that two
+        submissions of members of one gang are checked against each other's rows."""
+        gangs = sorted({s.gang.id for s in specs if s.gang is not None})
+        if gangs and conn.dialect.name == "postgresql":
+            conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(728132004, hashtext(g)) FROM unnest(:g) g"),
+                {"g": gangs},
+            )
+
+    @staticmethod
     def _existing_client_ids(
         conn: sa.Connection, specs: list[JobSpec]
     ) -> dict[tuple[str, str | None], str]:
@@ -198,9 +212,12 @@ class IntakeOps(StoreBase):
         wanted = {d.job_id for s in specs for d in s.depends_on}
         if not wanted:
             return {}
-        rows = conn.execute(
-            sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(list(wanted)))
-        ).all()
+        stmt = sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(sorted(wanted)))
+        if conn.dialect.name == "postgresql":
+            # Held to the commit: a dependency that ends meanwhile waits for this submission,
+            # then sees the new job waiting on it (writers take no common lock).
+            stmt = stmt.order_by(jobs.c.id).with_for_update(read=True)
+        rows = conn.execute(stmt).all()
         states = {r.id: JobState(r.state) for r in rows}
         errors = [
             {"loc": ["jobs", i, "depends_on", j, "job_id"], "msg": f"no job {d.job_id!r}"}

@@ -144,8 +144,14 @@ class QueryOps(StoreBase):
     def events_after(
         self, after: int, flt: EventFilter | None = None, *, limit: int = 500
     ) -> list[dict[str, Any]]:
-        """Events with id > `after`, oldest first, at most `limit`."""
+        """Events with id > `after`, oldest first, at most `limit`; only up to the commit
+        horizon, so a reader that goes on after the last one returned misses none."""
+        horizon = self.event_horizon()  # before the read: its snapshot comes after
+        if horizon is not None and horizon <= after:
+            return []
         stmt = sa.select(events).where(events.c.id > after).order_by(events.c.id).limit(limit)
+        if horizon is not None:
+            stmt = stmt.where(events.c.id <= horizon)
         if flt is not None:
             if flt.queues:
                 stmt = stmt.where(events.c.queue.in_(flt.queues))
@@ -164,6 +170,11 @@ class QueryOps(StoreBase):
         return [event_view(r._mapping) for r in rows]
 
     def last_event_id(self) -> int:
+        """Where a reader starts to see only new events: the newest event id, or on PostgreSQL
+        the commit horizon (an event still being committed below the newest is not skipped)."""
+        horizon = self.event_horizon()
+        if horizon is not None:
+            return horizon
         with self.read() as conn:
             return int(conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0)
 

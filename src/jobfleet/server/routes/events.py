@@ -1,8 +1,9 @@
 """The global event stream, GET /v1/events (SSE), and live logs.
 
-Resume: the stream starts after `Last-Event-ID` (or `?after=`). Because the store commits
-events in id order (see store/base.py), reading `id > last` again and again yields every event
-once, with no gap and no duplicate. An idle stream sends a `:` comment every `sse_heartbeat`.
+Resume: the stream starts after `Last-Event-ID` (or `?after=`). Because the store reads events
+only up to its commit horizon (see store/horizon.py), reading `id > last` again and again yields
+every event once, with no gap and no duplicate. An idle stream sends a `:` comment every
+`sse_heartbeat`.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ async def event_stream(
             yield ": ping\n\n"
             quiet_since = time.monotonic()
             continue
-        await svc.broadcaster.wait(min(1.0, heartbeat - idle))
+        # Events held back by a writer still committing come soon: look again shortly.
+        soon = 0.02 if svc.store.horizon.behind() else 1.0
+        await svc.broadcaster.wait(min(soon, heartbeat - idle))
 
 
 @router.get("/events", summary="The event stream (SSE)", response_class=StreamingResponse)
