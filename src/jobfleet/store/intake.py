@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -14,9 +15,11 @@ from jobfleet.models import JobSpec
 from jobfleet.scheduling.dependencies import dependency_status
 from jobfleet.store.base import CHUNK, StoreBase, insert_many
 from jobfleet.store.cycle import check_stored_gangs
+from jobfleet.store.group import GroupCommit
 from jobfleet.store.schema import jobs, queues
 from jobfleet.store.views import job_view
 
+_GROUP_LOCK = threading.Lock()
 _UNSET: dict[str, Any] = dict.fromkeys(
     ("shard", "worker", "run_id", "failure", "scheduling_reason", "not_before", "finished_at")
 )
@@ -42,6 +45,17 @@ class IntakeOps(StoreBase):
             if job_id not in views:
                 views[job_id] = self.get_job(job_id)  # type: ignore[attr-defined]
         return [views[i] for i in ids]
+
+    def submit_grouped(self, spec: JobSpec, *, actor: str = "user") -> dict[str, Any]:
+        """Submit one spec in a transaction shared with the concurrent callers of this method
+        (group commit, store/group.py); its job view once that transaction has committed."""
+        group: GroupCommit | None = self.__dict__.get("_group")
+        if group is None:
+            with _GROUP_LOCK:
+                group = self.__dict__.setdefault(
+                    "_group", GroupCommit(lambda specs, who: self.submit_views(specs, actor=who))
+                )
+        return group.submit(spec, actor)
 
     def retry_as_new(self, job_id: str, *, actor: str = "user") -> dict[str, Any]:
         """Submit a terminal job's spec again as a new job with `retry_of` set."""

@@ -152,8 +152,10 @@ async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
             refuse_unsealed(specs, batch, svc.settings.callbacks.allow)
         check_callbacks(specs, svc.settings, svc.store.queue_secret, batch=batch)
         check_admission(specs, svc.settings, batch=batch)
+        if not batch:  # concurrent single submissions share one transaction (group commit)
+            return json_response(svc.store.submit_grouped(specs[0], actor=caller.name), 201)
         jobs = svc.store.submit_views(specs, actor=caller.name)
-        return json_response({"jobs": jobs} if batch else jobs[0], 201)
+        return json_response({"jobs": jobs}, 201)
 
     return await run_in_threadpool(work)
 
