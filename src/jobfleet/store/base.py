@@ -96,7 +96,7 @@ def insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
         conn.execute(table.insert(), rows)
         return
     cols = list(rows[0])
-    as_json = [isinstance(table.c[c].type, sa.JSON) for c in cols]
+    convs = [(c, _converter(table.c[c].type)) for c in cols]
     raw = conn.connection.dbapi_connection
     assert raw is not None
     with (
@@ -106,11 +106,32 @@ def insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
         for i in range(0, len(rows), 2000):
             copy.write(
                 "".join(
-                    "\t".join([_copy_text(row[c], js) for c, js in zip(cols, as_json, strict=True)])
-                    + "\n"
+                    "\t".join([conv(row[c]) for c, conv in convs]) + "\n"
                     for row in rows[i : i + 2000]
                 )
             )
+
+
+def _converter(kind: Any) -> Callable[[Any], str]:
+    """COPY text of one column's values, by the column's type (one call per field, no type
+    tests for the common case; anything unexpected goes through `_copy_text`)."""
+    if isinstance(kind, sa.JSON):
+        return lambda v: "\\N" if v is None else json.dumps(v).translate(_COPY_ESCAPES)
+    if isinstance(kind, sa.String):
+        return lambda v: (
+            v.translate(_COPY_ESCAPES)
+            if v.__class__ is str
+            else "\\N"
+            if v is None
+            else _copy_text(v, False)
+        )
+    if isinstance(kind, sa.Boolean):
+        return lambda v: "t" if v is True else "f" if v is False else _copy_text(v, False)
+    if isinstance(kind, sa.Integer):
+        return lambda v: str(v) if v.__class__ is int else _copy_text(v, False)
+    if isinstance(kind, sa.Float):
+        return lambda v: repr(v) if v.__class__ is float else _copy_text(v, False)
+    return lambda v: _copy_text(v, False)
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

@@ -43,12 +43,16 @@ _RUNNING = sa.text(
 
 class Horizon:
     """The settled horizon of one store (shared by its threads). `settle()` returns an id H:
-    every event <= H that will ever be committed is committed."""
+    every event <= H that will ever be committed is committed.
+
+    A pending (L, listed) may be settled only by a list of running xids read *after* it was
+    made (`made` <= the later read's start): with several threads, a list read before another
+    thread's L would miss a writer that began in between."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._safe = 0
-        self._pending: list[tuple[int, frozenset[str]]] = []  # (L, xids running after L)
+        self._pending: list[tuple[int, frozenset[str], float]] = []  # (L, listed, made)
         self._seq: str | None = None
 
     def settle(self, engine: sa.Engine, *, wait: float = WAIT) -> int:
@@ -60,38 +64,42 @@ class Horizon:
                 )
             row = conn.execute(sa.text(f"SELECT last_value, is_called FROM {self._seq}")).one()
             last = int(row[0]) if row[1] else int(row[0]) - 1
+            started = time.monotonic()
             mine = frozenset(conn.execute(_RUNNING).scalars())  # after the sequence: see above
+            made = time.monotonic()
             conn.rollback()
             with self._lock:
-                if self._pending and self._pending[-1][1] == mine:  # they settle together
-                    self._pending[-1] = (max(last, self._pending[-1][0]), mine)
+                self._apply(mine, started)
+                if not mine:
+                    self._safe = max(self._safe, last)
+                elif self._pending and self._pending[-1][1] == mine:  # they settle together
+                    old = self._pending[-1]
+                    self._pending[-1] = (max(last, old[0]), mine, max(made, old[2]))
                 elif len(self._pending) < MAX_PENDING:
-                    self._pending.append((last, mine))
-                self._apply(mine)
+                    self._pending.append((last, mine, made))
             while True:
                 with self._lock:
-                    if self._safe >= last or not mine:
-                        return self._safe
-                if time.monotonic() >= deadline:
-                    with self._lock:
+                    if self._safe >= last or time.monotonic() >= deadline:
                         return self._safe
                 time.sleep(POLL)
+                started = time.monotonic()
                 running = frozenset(conn.execute(_RUNNING).scalars())
                 conn.rollback()  # a fresh pg_stat_activity snapshot next time
                 with self._lock:
-                    self._apply(running)
+                    self._apply(running, started)
 
     def behind(self) -> bool:
         """Are some drawn ids above the settled horizon (a reader may find more soon)?"""
         with self._lock:
-            return any(last > self._safe for last, _ in self._pending)
+            return any(last > self._safe for last, _, _ in self._pending)
 
-    def _apply(self, running: frozenset[str]) -> None:
-        """Settle every pending (L, listed) none of whose listed writers still runs."""
-        keep: list[tuple[int, frozenset[str]]] = []
-        for last, listed in self._pending:
-            if listed & running:
-                keep.append((last, listed))
-            else:
+    def _apply(self, running: frozenset[str], started: float) -> None:
+        """Settle every pending pair made before `running` was read (`started`) none of whose
+        listed writers is in it."""
+        keep: list[tuple[int, frozenset[str], float]] = []
+        for last, listed, made in self._pending:
+            if made <= started and not listed & running:
                 self._safe = max(self._safe, last)
-        self._pending = [(last, listed) for last, listed in keep if last > self._safe]
+            else:
+                keep.append((last, listed, made))
+        self._pending = [p for p in keep if p[0] > self._safe]

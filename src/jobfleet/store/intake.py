@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -9,17 +10,30 @@ from typing import Any
 import sqlalchemy as sa
 
 from jobfleet.errors import IllegalTransition, InvalidInput, NotFound
-from jobfleet.ids import new_id
+from jobfleet.ids import new_ids
 from jobfleet.lifecycle import EventType, JobState, Op, allowed_actions, transition
 from jobfleet.models import JobSpec
 from jobfleet.scheduling.dependencies import dependency_status
-from jobfleet.store.base import CHUNK, StoreBase, insert_many
+from jobfleet.store.base import CHUNK, COPY_FROM, StoreBase, insert_many
 from jobfleet.store.cycle import check_stored_gangs
 from jobfleet.store.group import GroupCommit
 from jobfleet.store.schema import jobs, queues
 from jobfleet.store.views import job_view
 
 _GROUP_LOCK = threading.Lock()
+_WAIT = transition(None, Op.WAIT)
+_ENQUEUE = transition(None, Op.ENQUEUE)
+_SUBMITTED_EVENTS = sa.text(
+    "INSERT INTO events (type, job_id, run_id, queue, job_set, state, attempt, time, payload)"
+    " SELECT CASE WHEN e.k = 1 THEN :submitted ELSE u.second END, u.id, NULL, u.queue,"
+    " u.job_set, u.state, 0, :now,"
+    " CASE WHEN e.k = 1 THEN CAST(:payload AS jsonb) END"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:queues AS text[]), CAST(:sets AS text[]),"
+    " CAST(:states AS text[]), CAST(:seconds AS text[]))"
+    " WITH ORDINALITY AS u(id, queue, job_set, state, second, n)"
+    " CROSS JOIN (VALUES (1), (2)) AS e(k)"
+    " ORDER BY u.n, e.k"
+)
 _UNSET: dict[str, Any] = dict.fromkeys(
     ("shard", "worker", "run_id", "failure", "scheduling_reason", "not_before", "finished_at")
 )
@@ -100,38 +114,72 @@ class IntakeOps(StoreBase):
             deps = self._dependency_states(conn, specs)
             ids: list[str] = []
             rows: list[dict[str, Any]] = []
-            evs: list[dict[str, Any]] = []
+            seconds: list[str] = []  # each job's second event: queued or waiting
+            fresh = iter(new_ids(len(specs)))
             for spec in specs:
                 key = (spec.queue, spec.client_id)
                 if spec.client_id is not None and key in known:
                     ids.append(known[key])
                     continue
-                job_id = new_id()
+                job_id = next(fresh)
                 if spec.client_id is not None:
                     known[key] = job_id
                 ids.append(job_id)
-                waiting = any(
+                waiting = spec.depends_on and any(
                     dependency_status(d.after, deps[d.job_id]) != "met" for d in spec.depends_on
                 )
-                step = transition(None, Op.WAIT if waiting else Op.ENQUEUE)
+                step = _WAIT if waiting else _ENQUEUE
                 rows.append(self._row(job_id, spec, step.target, now, retry_of))
-                base = {
-                    "job_id": job_id,
-                    "run_id": None,
-                    "queue": spec.queue,
-                    "job_set": spec.job_set,
-                    "state": step.target.value,
-                    "attempt": 0,
-                    "time": now,
-                }
-                submitted = {"requested_by": actor, "retry_of": retry_of} if retry_of else None
-                evs.append({**base, "type": EventType.SUBMITTED.value, "payload": submitted})
-                evs.append({**base, "type": step.event.value, "payload": None})
+                seconds.append(step.event.value)
             insert_many(conn, jobs, rows)
             if rows:
                 conn.info["xid"] = True  # it wrote: its events need no _claim_xid
-            self._append(conn, evs, {r["id"]: r["callback"] for r in rows if r["callback"]})
+            submitted = {"requested_by": actor, "retry_of": retry_of} if retry_of else None
+            callbacks = {r["id"]: r["callback"] for r in rows if r["callback"]}
+            if conn.dialect.name == "postgresql" and not callbacks and len(rows) >= COPY_FROM:
+                self._append_submitted(conn, rows, seconds, now, submitted)
+            else:
+                evs: list[dict[str, Any]] = []
+                for row, second in zip(rows, seconds, strict=True):
+                    base = {
+                        "job_id": row["id"],
+                        "run_id": None,
+                        "queue": row["queue"],
+                        "job_set": row["job_set"],
+                        "state": row["state"],
+                        "attempt": 0,
+                        "time": now,
+                    }
+                    evs.append({**base, "type": EventType.SUBMITTED.value, "payload": submitted})
+                    evs.append({**base, "type": second, "payload": None})
+                self._append(conn, evs, callbacks)
         return ids, rows
+
+    @staticmethod
+    def _append_submitted(
+        conn: sa.Connection,
+        rows: list[dict[str, Any]],
+        seconds: list[str],
+        now: float,
+        submitted: dict[str, Any] | None,
+    ) -> None:
+        """PostgreSQL: the two events of each new job (submitted, then queued or waiting) in
+        one INSERT from arrays of the jobs' columns, ids drawn in job order: no event row is
+        built in Python. The caller's transaction already has its xid (it wrote the jobs)."""
+        conn.info.setdefault("kinds", set()).update({EventType.SUBMITTED.value, *seconds})
+        conn.execute(
+            _SUBMITTED_EVENTS,
+            {
+                "ids": [r["id"] for r in rows],
+                "queues": [r["queue"] for r in rows],
+                "sets": [r["job_set"] for r in rows],
+                "states": [r["state"] for r in rows],
+                "seconds": seconds,
+                "now": now,
+                "submitted": EventType.SUBMITTED.value,
+                "payload": None if submitted is None else json.dumps(submitted),
+            },
+        )
 
     @staticmethod
     def _row(
