@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from jobfleet.errors import InvalidInput
 from jobfleet.models import JobSpec
-from jobfleet.store import JobFilter, Store
+from jobfleet.store import JobFilter, Store, intake
 from jobfleet.store.group import GroupCommit
 from jobfleet.store.schema import jobs
 
@@ -115,14 +115,14 @@ def test_a_database_failure_fails_every_submission_of_its_group(
 ) -> None:
     group = _group(store)
     sizes = _hold_first_commit(group, N - 1)
-    real_append = store._append
+    real_insert = intake.insert_many
 
-    def append(conn: sa.Connection, evs: list[dict[str, Any]], *a: Any, **kw: Any) -> None:
-        real_append(conn, evs, *a, **kw)
-        if len(evs) > 2:  # the grouped transaction: jobs and events written, then it fails
+    def insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], **kw: Any) -> None:
+        real_insert(conn, table, rows, **kw)
+        if table is jobs and len(rows) > 1:  # the grouped transaction: jobs written, then it fails
             conn.execute(sa.text("SELECT * FROM no_such_table"))
 
-    monkeypatch.setattr(store, "_append", append)
+    monkeypatch.setattr(intake, "insert_many", insert)
     got = _together([lambda: store.submit_grouped(spec("doomed")) for _ in range(N)])
     assert sizes == [1, N - 1]
     assert isinstance(got[0], dict)  # the leader's own transaction, before the failure

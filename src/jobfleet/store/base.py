@@ -85,14 +85,17 @@ REF_COLUMNS = (
 )
 
 
-def insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+def insert_many(
+    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *, copy_from: int = COPY_FROM
+) -> None:
     """Insert many rows (all with the same keys) fast, in the current transaction.
 
-    PostgreSQL: COPY (one stream, no per-row statement). SQLite: the driver's executemany.
+    PostgreSQL: COPY (one stream, no per-row statement) from `copy_from` rows on. SQLite: the
+    driver's executemany.
     """
     if not rows:
         return
-    if conn.dialect.name != "postgresql" or len(rows) < COPY_FROM:
+    if conn.dialect.name != "postgresql" or len(rows) < copy_from:
         conn.execute(table.insert(), rows)
         return
     cols = list(rows[0])

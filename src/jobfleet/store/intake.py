@@ -14,7 +14,7 @@ from jobfleet.ids import new_ids
 from jobfleet.lifecycle import EventType, JobState, Op, allowed_actions, transition
 from jobfleet.models import JobSpec
 from jobfleet.scheduling.dependencies import dependency_status
-from jobfleet.store.base import CHUNK, COPY_FROM, StoreBase, insert_many
+from jobfleet.store.base import CHUNK, StoreBase, insert_many
 from jobfleet.store.cycle import check_stored_gangs
 from jobfleet.store.group import GroupCommit
 from jobfleet.store.schema import jobs, queues
@@ -131,12 +131,12 @@ class IntakeOps(StoreBase):
                 step = _WAIT if waiting else _ENQUEUE
                 rows.append(self._row(job_id, spec, step.target, now, retry_of))
                 seconds.append(step.event.value)
-            insert_many(conn, jobs, rows)
+            insert_many(conn, jobs, rows, copy_from=1)  # no per-row SQLAlchemy processing
             if rows:
                 conn.info["xid"] = True  # it wrote: its events need no _claim_xid
             submitted = {"requested_by": actor, "retry_of": retry_of} if retry_of else None
             callbacks = {r["id"]: r["callback"] for r in rows if r["callback"]}
-            if conn.dialect.name == "postgresql" and not callbacks and len(rows) >= COPY_FROM:
+            if conn.dialect.name == "postgresql" and not callbacks and rows:
                 self._append_submitted(conn, rows, seconds, now, submitted)
             else:
                 evs: list[dict[str, Any]] = []
