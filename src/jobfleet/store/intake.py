@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
 from jobfleet.errors import IllegalTransition, InvalidInput, NotFound
@@ -97,7 +98,7 @@ class IntakeOps(StoreBase):
     ) -> tuple[list[str], list[dict[str, Any]]]:
         try:
             return self._submit_once(specs, retry_of=retry_of, actor=actor)
-        except sa.exc.IntegrityError:
+        except (sa.exc.IntegrityError, psycopg.errors.UniqueViolation):  # (COPY: psycopg's own)
             # Another submission stored the same queue + client_id meanwhile (the unique index
             # made this one wait for it to commit): the second try sees it and returns that job.
             return self._submit_once(specs, retry_of=retry_of, actor=actor)
