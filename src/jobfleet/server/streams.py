@@ -115,7 +115,9 @@ async def event_stream(
         if alive.due():
             yield PING
             continue
-        await svc.broadcaster.wait(min(1.0, alive.left()))
+        # Events held back by a writer still committing (store/horizon.py) come soon.
+        soon = 0.02 if svc.store.horizon.behind() else 1.0
+        await svc.broadcaster.wait(min(soon, alive.left()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 """The store's foundation: engines, transactions, and the one way a job changes state.
 
-Every write transaction on PostgreSQL first takes one advisory lock, so writers commit in the
-order their event ids were drawn: a reader that resumes after id N can never later see an id
-below N appear (no gap on resume). SQLite has one writer at a time by nature (BEGIN IMMEDIATE).
+Writers on PostgreSQL take no common lock: they draw event ids from a sequence and commit in
+any order. Readers of the event log read only up to the commit horizon (store/horizon.py), so
+a reader that resumes after id N can never later see an id below N appear (no gap on resume);
+for that, a writer takes its transaction id before it draws an event id (`_claim_xid`). SQLite
+has one writer at a time by nature (BEGIN IMMEDIATE), which commits in id order.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from jobfleet.failures.policy import RetryPolicy
 from jobfleet.lifecycle import EventType, JobState, Op, transition
 from jobfleet.store import migrate as migrations
 from jobfleet.store.engine import make_engines, normalise_url
+from jobfleet.store.horizon import Horizon
 from jobfleet.store.outbox_write import outbox_targets, write_outbox
 from jobfleet.store.schema import events, jobs
 
-WRITE_LOCK = 728132002
 ORDER = "order"  # a notification kind: a worker has a new kill order (no event yet)
 CHUNK = 4000
 COPY_FROM = 64  # rows: below this a plain executemany costs less than a COPY
@@ -83,18 +85,21 @@ REF_COLUMNS = (
 )
 
 
-def insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+def insert_many(
+    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *, copy_from: int = COPY_FROM
+) -> None:
     """Insert many rows (all with the same keys) fast, in the current transaction.
 
-    PostgreSQL: COPY (one stream, no per-row statement). SQLite: the driver's executemany.
+    PostgreSQL: COPY (one stream, no per-row statement) from `copy_from` rows on. SQLite: the
+    driver's executemany.
     """
     if not rows:
         return
-    if conn.dialect.name != "postgresql" or len(rows) < COPY_FROM:
+    if conn.dialect.name != "postgresql" or len(rows) < copy_from:
         conn.execute(table.insert(), rows)
         return
     cols = list(rows[0])
-    as_json = [isinstance(table.c[c].type, sa.JSON) for c in cols]
+    convs = [(c, _converter(table.c[c].type)) for c in cols]
     raw = conn.connection.dbapi_connection
     assert raw is not None
     with (
@@ -104,11 +109,32 @@ def insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
         for i in range(0, len(rows), 2000):
             copy.write(
                 "".join(
-                    "\t".join([_copy_text(row[c], js) for c, js in zip(cols, as_json, strict=True)])
-                    + "\n"
+                    "\t".join([conv(row[c]) for c, conv in convs]) + "\n"
                     for row in rows[i : i + 2000]
                 )
             )
+
+
+def _converter(kind: Any) -> Callable[[Any], str]:
+    """COPY text of one column's values, by the column's type (one call per field, no type
+    tests for the common case; anything unexpected goes through `_copy_text`)."""
+    if isinstance(kind, sa.JSON):
+        return lambda v: "\\N" if v is None else json.dumps(v).translate(_COPY_ESCAPES)
+    if isinstance(kind, sa.String):
+        return lambda v: (
+            v.translate(_COPY_ESCAPES)
+            if v.__class__ is str
+            else "\\N"
+            if v is None
+            else _copy_text(v, False)
+        )
+    if isinstance(kind, sa.Boolean):
+        return lambda v: "t" if v is True else "f" if v is False else _copy_text(v, False)
+    if isinstance(kind, sa.Integer):
+        return lambda v: str(v) if v.__class__ is int else _copy_text(v, False)
+    if isinstance(kind, sa.Float):
+        return lambda v: repr(v) if v.__class__ is float else _copy_text(v, False)
+    return lambda v: _copy_text(v, False)
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -148,9 +174,10 @@ class StoreBase:
         self.retry_default = retry_default or RetryPolicy()
         self.classifier = classifier or Classifier()
         self._listeners: list[tuple[Callable[[], None], frozenset[str] | None]] = []
-        # A check run first in every write transaction (after the write lock): the leader
-        # scheduler's fence, which refuses to write once another leader took over.
+        # A check run first in every write transaction: the leader scheduler's fence, which
+        # refuses to write once another leader took over.
         self.fence: Callable[[sa.Connection], None] | None = None
+        self.horizon = Horizon()
 
     # -- lifecycle of the store -------------------------------------------------------------
 
@@ -179,18 +206,19 @@ class StoreBase:
     def tx(self, *, late_lock: bool = False) -> Iterator[sa.Connection]:
         """A write transaction; listeners are told once it has committed, if it made events.
 
-        On PostgreSQL it takes the write lock first, so writers that update the same rows can
-        never deadlock on it. `late_lock=True` (only for transactions that touch no existing
-        row, like a submission) defers the lock to the first event: less time holding it.
+        Writers run side by side (no common lock); those that update the same rows lock them
+        in one order (ids sorted, see `_move`). `late_lock` is kept for callers and ignored.
         """
         with self.writer.begin() as conn:
-            conn.info["locked"] = False
-            if not late_lock or self.fence is not None:
-                self._lock(conn)
-            if self.fence is not None:
-                self.fence(conn)
-            conn.info["kinds"] = set()
-            yield conn
+            conn.info["xid"] = False
+            conn.info["writing"] = True
+            try:
+                if self.fence is not None:
+                    self.fence(conn)
+                conn.info["kinds"] = set()
+                yield conn
+            finally:
+                conn.info["writing"] = False
             kinds: set[str] = conn.info.pop("kinds", set())
         if kinds:
             self._notify(kinds)
@@ -207,6 +235,13 @@ class StoreBase:
                 # past. The connection is closed instead of going back to the pool.
                 conn.invalidate()
                 raise
+
+    def event_horizon(self) -> int | None:
+        """The highest event id a reader of the log may read up to (None: no bound). Every
+        event at or below it that will ever be committed is committed (store/horizon.py)."""
+        if self.backend != "postgresql":
+            return None  # one writer at a time: commits in id order
+        return self.horizon.settle(self.writer)
 
     def _observe(self, failure: FailureInfo) -> FailureInfo:
         """A failure as the server records it: texts bounded, categories set. Called once,
@@ -239,7 +274,10 @@ class StoreBase:
             groups.setdefault((ref.state, ref.cancel_requested), []).append(ref)
         moved: list[JobRef] = []
         evs: list[dict[str, Any]] = []
-        for (source, flag), group in groups.items():
+        # Rows are locked in one order (groups by state, ids sorted in each), so two writers
+        # moving the same jobs wait for each other instead of deadlocking.
+        for (source, flag), group in sorted(groups.items(), key=lambda kv: kv[0][0].value):
+            group.sort(key=lambda r: r.id)
             step = transition(source, op, cancel_requested=flag)
             sets: dict[str, Any] = {
                 "state": step.target.value,
@@ -267,6 +305,8 @@ class StoreBase:
                     .returning(jobs.c.id)
                 )
                 got = set(conn.execute(stmt).scalars())
+                if got:
+                    conn.info["xid"] = True  # it wrote: its events need no _claim_xid
                 for ref in chunk:
                     if ref.id not in got:
                         continue
@@ -303,11 +343,15 @@ class StoreBase:
         }
 
     @staticmethod
-    def _lock(conn: sa.Connection) -> None:
-        """Take the write lock (PostgreSQL; once per transaction): event ids in commit order."""
-        if conn.dialect.name == "postgresql" and not conn.info.get("locked"):
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
-            conn.info["locked"] = True
+    def _claim_xid(conn: sa.Connection) -> None:
+        """Make sure the transaction has its id before it draws an event id (PostgreSQL), as the
+        horizon needs (store/horizon.py). A transaction that already wrote a row has one: its
+        writers mark it (`conn.info["xid"] = True`) and save the round trip."""
+        if conn.dialect.name == "postgresql" and not conn.info.get("xid"):
+            conn.execute(sa.text("SELECT pg_current_xact_id()"))
+            conn.info["xid"] = True
+
+    _lock = _claim_xid  # the former name (a write lock, gone), for callers on other branches
 
     @classmethod
     def _append(
@@ -320,15 +364,16 @@ class StoreBase:
         callback outbox rows of the events they must receive, in this same transaction."""
         if not evs:
             return
-        cls._lock(conn)  # before any event id is drawn
+        cls._claim_xid(conn)  # before any event id is drawn
         conn.info.setdefault("kinds", set()).update(e["type"] for e in evs)
         targets = outbox_targets(evs, callbacks) if callbacks else None
-        mark = 0
-        if targets:
-            mark = int(conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0)
-        insert_many(conn, events, evs)
-        if targets:
-            write_outbox(conn, mark, targets)
+        if not targets:
+            insert_many(conn, events, evs)
+            return
+        stmt = events.insert().returning(
+            events.c.id, events.c.job_id, events.c.type, sort_by_parameter_order=True
+        )
+        write_outbox(conn, conn.execute(stmt, evs).all(), targets)
 
     def _write_reasons(self, reasons: dict[str, str], state: JobState) -> None:
         """Set `scheduling_reason` of jobs still in `state`, only where it changes. Writing a
@@ -353,6 +398,17 @@ class StoreBase:
                     .values(scheduling_reason=reason)
                 )
 
-    def _refs(self, conn: sa.Connection, where: Any, *extra_cols: Any) -> list[JobRef]:
-        rows = conn.execute(sa.select(*REF_COLUMNS, *extra_cols).where(where)).all()
+    def _refs(
+        self, conn: sa.Connection, where: Any, *extra_cols: Any, lock: bool = True
+    ) -> list[JobRef]:
+        """The jobs matching `where`. In a write transaction on PostgreSQL their rows are
+        locked (in id order) until it ends, so what is read still holds when they are moved:
+        writers take no common lock. `lock=False`: a stale row is only skipped by `_move`'s
+        guard, which is what the caller wants (routing a job no longer QUEUED)."""
+        stmt = sa.select(*REF_COLUMNS, *extra_cols).where(where)
+        if lock and conn.info.get("writing") and conn.dialect.name == "postgresql":
+            stmt = stmt.order_by(jobs.c.id).with_for_update()
+        rows = conn.execute(stmt).all()
+        if rows and lock and conn.info.get("writing"):
+            conn.info["xid"] = True  # a row lock gives the transaction its id
         return [JobRef.from_row(r) for r in rows]

@@ -155,7 +155,9 @@ class FleetOps(WorkerOps):
         with self.tx() as conn:
             for shard, ids in by_shard.items():
                 refs = self._refs(
-                    conn, sa.and_(jobs.c.id.in_(ids), jobs.c.state == JobState.QUEUED.value)
+                    conn,
+                    sa.and_(jobs.c.id.in_(ids), jobs.c.state == JobState.QUEUED.value),
+                    lock=False,  # a job no longer QUEUED is skipped by the move's guard
                 )
                 count += len(
                     self._move(

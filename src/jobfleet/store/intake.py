@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
-from functools import partial
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
 from jobfleet.errors import IllegalTransition, InvalidInput, NotFound
-from jobfleet.ids import new_id
+from jobfleet.ids import new_ids
 from jobfleet.lifecycle import EventType, JobState, Op, allowed_actions, transition
 from jobfleet.models import JobSpec
 from jobfleet.scheduling.dependencies import dependency_status
 from jobfleet.store.base import CHUNK, StoreBase, insert_many
 from jobfleet.store.cycle import check_stored_gangs
+from jobfleet.store.group import GroupCommit
 from jobfleet.store.schema import jobs, queues
 from jobfleet.store.views import job_view
 
+_GROUP_LOCK = threading.Lock()
+_WAIT = transition(None, Op.WAIT)
+_ENQUEUE = transition(None, Op.ENQUEUE)
+_SUBMITTED_EVENTS = sa.text(
+    "INSERT INTO events (type, job_id, run_id, queue, job_set, state, attempt, time, payload)"
+    " SELECT CASE WHEN e.k = 1 THEN :submitted ELSE u.second END, u.id, NULL, u.queue,"
+    " u.job_set, u.state, 0, :now,"
+    " CASE WHEN e.k = 1 THEN CAST(:payload AS jsonb) END"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:queues AS text[]), CAST(:sets AS text[]),"
+    " CAST(:states AS text[]), CAST(:seconds AS text[]))"
+    " WITH ORDINALITY AS u(id, queue, job_set, state, second, n)"
+    " CROSS JOIN (VALUES (1), (2)) AS e(k)"
+    " ORDER BY u.n, e.k"
+)
 _UNSET: dict[str, Any] = dict.fromkeys(
     ("shard", "worker", "run_id", "failure", "scheduling_reason", "not_before", "finished_at")
 )
@@ -52,6 +69,25 @@ class IntakeOps(StoreBase):
                 views[job_id] = self.get_job(job_id)  # type: ignore[attr-defined]
         return [views[i] for i in ids]
 
+    def submit_grouped(
+        self, spec: JobSpec, *, actor: str = "user", visible: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Submit one spec in a transaction shared with the concurrent callers of this method
+        (group commit, store/group.py); its job view once that transaction has committed.
+        Callers are grouped by who they are (`actor`, and the queues they may see)."""
+        group: GroupCommit | None = self.__dict__.get("_group")
+        if group is None:
+            with _GROUP_LOCK:
+                group = self.__dict__.setdefault(
+                    "_group",
+                    GroupCommit(
+                        lambda specs, who: self.submit_views(
+                            specs, actor=who[0], visible=None if who[1] is None else list(who[1])
+                        )
+                    ),
+                )
+        return group.submit(spec, (actor, None if visible is None else tuple(sorted(visible))))
+
     def retry_as_new(
         self, job_id: str, *, actor: str = "user", visible: list[str] | None = None
     ) -> dict[str, Any]:
@@ -83,13 +119,12 @@ class IntakeOps(StoreBase):
         actor: str,
         visible: list[str] | None = None,
     ) -> tuple[list[str], list[dict[str, Any]]]:
-        once = partial(self._submit_once, specs, retry_of=retry_of, actor=actor, visible=visible)
         try:
-            return once(late_lock=True)
-        except sa.exc.IntegrityError:
-            # Another submission stored the same queue + client_id meanwhile: with the lock
-            # taken first, the second try sees it and returns that job instead.
-            return once(late_lock=False)
+            return self._submit_once(specs, retry_of=retry_of, actor=actor, visible=visible)
+        except (sa.exc.IntegrityError, psycopg.errors.UniqueViolation):  # (COPY: psycopg's own)
+            # Another submission stored the same queue + client_id meanwhile (the unique index
+            # made this one wait for it to commit): the second try sees it and returns that job.
+            return self._submit_once(specs, retry_of=retry_of, actor=actor, visible=visible)
 
     def _submit_once(
         self,
@@ -97,47 +132,83 @@ class IntakeOps(StoreBase):
         *,
         retry_of: str | None,
         actor: str,
-        late_lock: bool,
         visible: list[str] | None,
     ) -> tuple[list[str], list[dict[str, Any]]]:
         now = time.time()
-        with self.tx(late_lock=late_lock) as conn:  # new rows only: the lock is for the events
+        with self.tx() as conn:
             self._check_queues(conn, specs)
+            self._lock_gangs(conn, specs)
             check_stored_gangs(conn, specs)
             known = self._existing_client_ids(conn, specs)
             deps = self._dependency_states(conn, specs, visible)
             ids: list[str] = []
             rows: list[dict[str, Any]] = []
-            evs: list[dict[str, Any]] = []
+            seconds: list[str] = []  # each job's second event: queued or waiting
+            fresh = iter(new_ids(len(specs)))
             for spec in specs:
                 key = (spec.queue, spec.client_id)
                 if spec.client_id is not None and key in known:
                     ids.append(known[key])
                     continue
-                job_id = new_id()
+                job_id = next(fresh)
                 if spec.client_id is not None:
                     known[key] = job_id
                 ids.append(job_id)
-                waiting = any(
+                waiting = spec.depends_on and any(
                     dependency_status(d.after, deps[d.job_id]) != "met" for d in spec.depends_on
                 )
-                step = transition(None, Op.WAIT if waiting else Op.ENQUEUE)
+                step = _WAIT if waiting else _ENQUEUE
                 rows.append(self._row(job_id, spec, step.target, now, retry_of))
-                base = {
-                    "job_id": job_id,
-                    "run_id": None,
-                    "queue": spec.queue,
-                    "job_set": spec.job_set,
-                    "state": step.target.value,
-                    "attempt": 0,
-                    "time": now,
-                }
-                submitted = {"requested_by": actor, "retry_of": retry_of} if retry_of else None
-                evs.append({**base, "type": EventType.SUBMITTED.value, "payload": submitted})
-                evs.append({**base, "type": step.event.value, "payload": None})
-            insert_many(conn, jobs, rows)
-            self._append(conn, evs, {r["id"]: r["callback"] for r in rows if r["callback"]})
+                seconds.append(step.event.value)
+            insert_many(conn, jobs, rows, copy_from=1)  # no per-row SQLAlchemy processing
+            if rows:
+                conn.info["xid"] = True  # it wrote: its events need no _claim_xid
+            submitted = {"requested_by": actor, "retry_of": retry_of} if retry_of else None
+            callbacks = {r["id"]: r["callback"] for r in rows if r["callback"]}
+            if conn.dialect.name == "postgresql" and not callbacks and rows:
+                self._append_submitted(conn, rows, seconds, now, submitted)
+            else:
+                evs: list[dict[str, Any]] = []
+                for row, second in zip(rows, seconds, strict=True):
+                    base = {
+                        "job_id": row["id"],
+                        "run_id": None,
+                        "queue": row["queue"],
+                        "job_set": row["job_set"],
+                        "state": row["state"],
+                        "attempt": 0,
+                        "time": now,
+                    }
+                    evs.append({**base, "type": EventType.SUBMITTED.value, "payload": submitted})
+                    evs.append({**base, "type": second, "payload": None})
+                self._append(conn, evs, callbacks)
         return ids, rows
+
+    @staticmethod
+    def _append_submitted(
+        conn: sa.Connection,
+        rows: list[dict[str, Any]],
+        seconds: list[str],
+        now: float,
+        submitted: dict[str, Any] | None,
+    ) -> None:
+        """PostgreSQL: the two events of each new job (submitted, then queued or waiting) in
+        one INSERT from arrays of the jobs' columns, ids drawn in job order: no event row is
+        built in Python. The caller's transaction already has its xid (it wrote the jobs)."""
+        conn.info.setdefault("kinds", set()).update({EventType.SUBMITTED.value, *seconds})
+        conn.execute(
+            _SUBMITTED_EVENTS,
+            {
+                "ids": [r["id"] for r in rows],
+                "queues": [r["queue"] for r in rows],
+                "sets": [r["job_set"] for r in rows],
+                "states": [r["state"] for r in rows],
+                "seconds": seconds,
+                "now": now,
+                "submitted": EventType.SUBMITTED.value,
+                "payload": None if submitted is None else json.dumps(submitted),
+            },
+        )
 
     @staticmethod
     def _row(
@@ -198,6 +269,17 @@ class IntakeOps(StoreBase):
             )
 
     @staticmethod
+    def _lock_gangs(conn: sa.Connection, specs: list[JobSpec]) -> None:
+        """PostgreSQL: one transaction lock per gang of the batch (in one order), so that two
+        submissions of members of one gang are checked against each other's rows."""
+        gangs = sorted({s.gang.id for s in specs if s.gang is not None})
+        if gangs and conn.dialect.name == "postgresql":
+            conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(728132004, hashtext(g)) FROM unnest(:g) g"),
+                {"g": gangs},
+            )
+
+    @staticmethod
     def _existing_client_ids(
         conn: sa.Connection, specs: list[JobSpec]
     ) -> dict[tuple[str, str | None], str]:
@@ -224,9 +306,13 @@ class IntakeOps(StoreBase):
         wanted = {d.job_id for s in specs for d in s.depends_on}
         if not wanted:
             return {}
-        stmt = sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(list(wanted)))
+        stmt = sa.select(jobs.c.id, jobs.c.state).where(jobs.c.id.in_(sorted(wanted)))
         if visible is not None:
             stmt = stmt.where(jobs.c.queue.in_(visible) if visible else sa.false())
+        if conn.dialect.name == "postgresql":
+            # Held to the commit: a dependency that ends meanwhile waits for this submission,
+            # then sees the new job waiting on it (writers take no common lock).
+            stmt = stmt.order_by(jobs.c.id).with_for_update(read=True)
         rows = conn.execute(stmt).all()
         states = {r.id: JobState(r.state) for r in rows}
         errors = [

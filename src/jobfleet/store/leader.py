@@ -7,8 +7,9 @@ the moment the process dies. The leader re-checks its claim before each cycle.
 
 A claim alone cannot stop a leader that has not noticed yet that it lost it (its connection was
 cut, the lock already went to a standby). So each new leader also bumps an *epoch* (a row of the
-`counters` table), and while it leads, every write transaction of its store checks, under the
-global write lock, that the epoch is still its own (`Store.fence`). Writers run one at a time, so
+`counters` table), and while it leads, every write transaction of its store first reads the
+epoch row with a share lock (`FOR SHARE`) and checks it is still its own (`Store.fence`). The
+bump waits for those share locks, and a fence read waiting on the bump sees the new epoch, so
 once the new leader has bumped the epoch no write of the old one can commit: two leaders never
 act at once, even for the length of one cycle.
 """
@@ -185,10 +186,10 @@ class Leadership:
         self.claim.release()
 
     def _bump(self) -> int:
-        """A new epoch, written under the write lock: from now on the old leader's writes fail."""
+        """A new epoch: from now on the old leader's writes fail (the bump waits for those
+        under way, which hold the epoch row's share lock)."""
         name = f"leader-epoch:{self.role}"
         with self.store.writer.begin() as conn:
-            StoreBase._lock(conn)
             row = conn.execute(
                 counters.update()
                 .where(counters.c.name == name)
@@ -200,14 +201,15 @@ class Leadership:
             conn.execute(counters.insert().values(name=name, value=1))
             return 1
 
-    def current_epoch(self, conn: sa.Connection) -> int | None:
-        value = conn.execute(
-            sa.select(counters.c.value).where(counters.c.name == f"leader-epoch:{self.role}")
-        ).scalar()
+    def current_epoch(self, conn: sa.Connection, *, share: bool = False) -> int | None:
+        stmt = sa.select(counters.c.value).where(counters.c.name == f"leader-epoch:{self.role}")
+        if share:  # held to the end of the transaction: a bump waits for it (PostgreSQL)
+            stmt = stmt.with_for_update(read=True)
+        value = conn.execute(stmt).scalar()
         return None if value is None else int(value)
 
     def _fence(self, conn: sa.Connection) -> None:
         mine = self.epoch
-        if mine is None or self.current_epoch(conn) != mine:
+        if mine is None or self.current_epoch(conn, share=True) != mine:
             self.epoch = None
             raise NotLeader(f"this process no longer leads the {self.role} role")

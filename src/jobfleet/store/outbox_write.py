@@ -3,19 +3,19 @@
 An outbox row is written in the same transaction as the event it delivers, so an event a
 callback must receive is never lost (durable outbox) and never sent before it is committed.
 Only jobs with a `callback_url` pay for it: `_append` calls this only when the batch has such
-jobs. Event ids are drawn while the write lock is held (see base.py), so the events of this
-transaction are exactly those above the highest id read just before the insert.
+jobs, with the rows its insert returned.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from jobfleet.lifecycle import EventType
-from jobfleet.store.schema import callback_outbox, events
+from jobfleet.store.schema import callback_outbox
 
 CALLBACK = "callback"  # a notification kind: outbox rows were written (wakes the deliverer)
 TERMINAL_EVENTS = frozenset(
@@ -39,13 +39,9 @@ def outbox_targets(evs: list[dict[str, Any]], callbacks: dict[str, str]) -> dict
     return out
 
 
-def write_outbox(conn: sa.Connection, mark: int, targets: dict[str, str]) -> None:
-    """One pending outbox row per event above `mark` that a target job must receive."""
-    rows = conn.execute(
-        sa.select(events.c.id, events.c.job_id, events.c.type).where(
-            events.c.id > mark, events.c.job_id.in_(list(targets))
-        )
-    ).all()
+def write_outbox(conn: sa.Connection, rows: Sequence[Any], targets: dict[str, str]) -> None:
+    """One pending outbox row per event of `rows` (id, job_id, type: the events this
+    transaction inserted) that a target job must receive."""
     now = time.time()
     out = [
         {
@@ -58,7 +54,7 @@ def write_outbox(conn: sa.Connection, mark: int, targets: dict[str, str]) -> Non
             "created_at": now,
         }
         for r in rows
-        if wants(targets[r.job_id], r.type)
+        if r.job_id in targets and wants(targets[r.job_id], r.type)
     ]
     if out:
         conn.execute(callback_outbox.insert(), out)

@@ -16,6 +16,8 @@ from jobfleet.store.outbox import callback_summary
 from jobfleet.store.schema import events, jobs, runs
 from jobfleet.store.views import event_view, history_view, job_view
 
+MAX_SPLIT = 64  # at most this many job sets or queues read as one index range each
+
 
 @dataclass
 class JobFilter:
@@ -146,26 +148,69 @@ class QueryOps(StoreBase):
     def events_after(
         self, after: int, flt: EventFilter | None = None, *, limit: int = 500
     ) -> list[dict[str, Any]]:
-        """Events with id > `after`, oldest first, at most `limit`."""
-        stmt = sa.select(events).where(events.c.id > after).order_by(events.c.id).limit(limit)
-        if flt is not None:
-            if flt.queues:
-                stmt = stmt.where(events.c.queue.in_(flt.queues))
-            if flt.job_sets:
-                stmt = stmt.where(events.c.job_set.in_(flt.job_sets))
-            if flt.job_id:
-                stmt = stmt.where(events.c.job_id == flt.job_id)
-            if flt.types:
-                stmt = stmt.where(events.c.type.in_(flt.types))
-            if flt.visible is not None:
-                if not flt.visible:
-                    return []
-                stmt = stmt.where(events.c.queue.in_(flt.visible))
+        """Events with id > `after`, oldest first, at most `limit`; only up to the commit
+        horizon, so a reader that goes on after the last one returned misses none."""
+        horizon = self.event_horizon()  # before the read: its snapshot comes after
+        if horizon is not None and horizon <= after:
+            return []
+        stmt = self.events_query(
+            after, flt, limit=limit, horizon=horizon, split=self.backend == "postgresql"
+        )
         with self.read() as conn:
             rows = conn.execute(stmt).all()
         return [event_view(r._mapping) for r in rows]
 
+    @staticmethod
+    def events_query(
+        after: int,
+        flt: EventFilter | None,
+        *,
+        limit: int,
+        horizon: int | None,
+        split: bool = False,
+    ) -> sa.Select[Any]:
+        """The read of `events_after`. A job, job set or queue filter is an index range in id
+        order ((job_id, id), (job_set, id), (queue, id)), so a poll never scans the table.
+        `split` (PostgreSQL): several job sets or queues are one range each, merged in id
+        order (a UNION ALL of ordered ranges; an IN list would walk the primary key)."""
+        conds: list[Any] = [events.c.id > after]
+        if horizon is not None:
+            conds.append(events.c.id <= horizon)
+        flt = flt or EventFilter()
+        queues = list(dict.fromkeys(flt.queues)) or None
+        if flt.visible is not None:
+            seen = set(flt.visible)
+            queues = [q for q in queues if q in seen] if queues else list(dict.fromkeys(seen))
+            if not queues:
+                conds.append(sa.false())
+        if flt.types:
+            conds.append(events.c.type.in_(flt.types))
+        job_sets = list(dict.fromkeys(flt.job_sets))
+        ranges: list[tuple[Any, list[str]]] = []  # (column, values): the last one is split
+        if queues:
+            ranges.append((events.c.queue, queues))
+        if job_sets:
+            ranges.append((events.c.job_set, job_sets))
+        if flt.job_id:
+            ranges.append((events.c.job_id, [flt.job_id]))
+        if not (split and ranges and 1 < len(ranges[-1][1]) <= MAX_SPLIT):
+            stmt = sa.select(events).where(*conds, *[c.in_(v) for c, v in ranges])
+            return stmt.order_by(events.c.id).limit(limit)
+        col, values = ranges.pop()
+        conds += [c.in_(v) for c, v in ranges]
+        parts = [
+            sa.select(events).where(*conds, col == v).order_by(events.c.id).limit(limit)
+            for v in values
+        ]
+        merged = sa.union_all(*parts).subquery()
+        return sa.select(merged).order_by(merged.c.id).limit(limit)
+
     def last_event_id(self) -> int:
+        """Where a reader starts to see only new events: the newest event id, or on PostgreSQL
+        the commit horizon (an event still being committed below the newest is not skipped)."""
+        horizon = self.event_horizon()
+        if horizon is not None:
+            return horizon
         with self.read() as conn:
             return int(conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0)
 

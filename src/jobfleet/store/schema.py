@@ -159,6 +159,9 @@ events = sa.Table(
     sa.Column("time", sa.Float, nullable=False),
     sa.Column("payload", JSONType),
     sa.Index("ix_events_job", "job_id", "id"),
+    # The filtered feeds (migration 0011): an index range in id order per job set, per queue.
+    sa.Index("ix_events_job_set", "job_set", "id"),
+    sa.Index("ix_events_queue", "queue", "id"),
 )
 
 queues = sa.Table(

@@ -54,7 +54,11 @@ class StatsOps(StoreBase):
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
     def raw_events_after(self, after: int, *, limit: int = 5000) -> list[Any]:
-        """Events with id > `after` as rows (float times, raw payload), oldest first."""
+        """Events with id > `after` as rows (float times, raw payload), oldest first; only up
+        to the commit horizon, as `events_after`."""
+        horizon = self.event_horizon()
+        if horizon is not None and horizon <= after:
+            return []
         stmt = (
             sa.select(
                 events.c.id,
@@ -68,5 +72,7 @@ class StatsOps(StoreBase):
             .order_by(events.c.id)
             .limit(limit)
         )
+        if horizon is not None:
+            stmt = stmt.where(events.c.id <= horizon)
         with self.read() as conn:
             return list(conn.execute(stmt).all())

@@ -4,6 +4,8 @@ Resume, framing and keep-alives are server/streams.py's. A browser follows the s
 `EventSource` on the same origin, authenticated by the dashboard's session cookie (an
 EventSource cannot send a bearer token, and no token goes in a URL); any other client sends
 its bearer token.
+Because the store reads events only up to its commit horizon (store/horizon.py), reading
+`id > last` again and again yields every event once, with no gap and no duplicate.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """workers.identity (a worker's random identity) and tokens.worker_name (a bound worker token)
 
 Revision ID: 0013_worker_identity
-Revises: 0010_partial_indexes
+Revises: 0011_event_feeds
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_worker_identity"
-down_revision = "0010_partial_indexes"
+down_revision = "0011_event_feeds"
 branch_labels = None
 depends_on = None
 
