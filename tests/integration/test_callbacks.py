@@ -126,10 +126,10 @@ def test_an_expired_claim_is_delivered_again(store: Store) -> None:
     """A deliverer that claimed a row and died: after the claim expires, another sends it."""
     with receiver() as rec:
         finish_job(store, callback_url=rec.url)
-        lost = store.claim_callbacks("dead-deliverer", limit=10, claim_for=0.2)
+        lost = store.claim_callbacks("dead-deliverer", limit=10, claim_for=2.0)
         assert len(lost) == 1
         assert store.claim_callbacks("other", limit=10, claim_for=30) == []  # still claimed
-        taken = wait_for(lambda: store.claim_callbacks("other", limit=10, claim_for=30), timeout=5)
+        taken = wait_for(lambda: store.claim_callbacks("other", limit=10, claim_for=30), timeout=15)
         config = settings().callbacks
         deliverer = Deliverer(store, config)
         try:

@@ -275,7 +275,10 @@ class IntakeOps(StoreBase):
         gangs = sorted({s.gang.id for s in specs if s.gang is not None})
         if gangs and conn.dialect.name == "postgresql":
             conn.execute(
-                sa.text("SELECT pg_advisory_xact_lock(728132004, hashtext(g)) FROM unnest(:g) g"),
+                sa.text(
+                    "SELECT pg_advisory_xact_lock(728132004, hashtext(g))"
+                    " FROM unnest(CAST(:g AS text[])) g"
+                ),
                 {"g": gangs},
             )
 
