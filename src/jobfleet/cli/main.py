@@ -29,7 +29,7 @@ from jobfleet.cli.specs import (
 from jobfleet.client.profile import profile_path, resolve
 from jobfleet.client.sync import TERMINAL_STATES
 from jobfleet.client.sync import JsonClient as Client  # the CLI prints the server's JSON as is
-from jobfleet.errors import JobfleetError, Unauthorized
+from jobfleet.errors import JobfleetError, NotFound, Unauthorized
 
 Json = dict[str, Any]
 OUTPUT = click.option(
@@ -143,6 +143,8 @@ def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
     "--env", multiple=True, metavar="K=V", callback=_pairs("environment variable"), help="env var"
 )
 @click.option("--shell", is_flag=True, help="run the command as one string through /bin/sh")
+@click.option("--array", metavar="N[%M]", help="N jobs with indexes 0..N-1, at most M at once")
+@click.option("--not-before", metavar="T", help="start no earlier: RFC 3339 time or 10m")
 @click.option("--wait", is_flag=True, help="wait until the job ends; exit 0 only if SUCCEEDED")
 @OUTPUT
 @click.option(
@@ -179,7 +181,16 @@ def submit(
             "or -f jobs.yaml"
         )
     client = state.client()
-    job = client.submit(build_spec(command, **flags))
+    if flags.get("array") and wait:
+        raise click.UsageError("--wait waits for one job; it does not combine with --array")
+    try:
+        spec = build_spec(command, **flags)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    job = client.submit(spec)
+    if "array_id" in job:  # §14.1: an array answers its id and its jobs
+        output.echo_json(job) if fmt == "json" else click.echo(job["array_id"])
+        return
     if not wait:
         if fmt == "json":
             output.echo_json(job)
@@ -240,6 +251,7 @@ def get(state: CliState, job_id: str, fmt: str) -> None:
 @cli.command("list")
 @click.option("--queue", metavar="Q")
 @click.option("--job-set", metavar="S")
+@click.option("--array", "array_id", metavar="ID", help="the jobs of this job array")
 @click.option("--state", "state_", metavar="S", help="e.g. RUNNING")
 @click.option(
     "--label", "labels", multiple=True, metavar="k=v", callback=_pairs("label"), help="has label"
@@ -253,6 +265,7 @@ def list_jobs(
     state: CliState,
     queue: str | None,
     job_set: str | None,
+    array_id: str | None,
     state_: str | None,
     labels: dict[str, str],
     text: str | None,
@@ -268,6 +281,7 @@ def list_jobs(
         "state": state_.upper() if state_ else None,
         "label": [f"{k}={v}" for k, v in labels.items()] or None,
         "q": text,
+        "array_id": array_id,
     }
     more = False
     if all_ or limit > 1000:
@@ -335,7 +349,21 @@ def cancel(
 
 
 def _cancel_job(client: Client, job_id: str, reason: str | None, fmt: str) -> None:
-    job = client.cancel(job_id, reason)
+    try:
+        job = client.cancel(job_id, reason)
+    except NotFound:
+        try:  # an array id (§14.1): cancel the array's unfinished jobs
+            answer = client.cancel_array(job_id, reason)
+        except NotFound:
+            raise NotFound(f"no job or array {job_id!r}") from None
+        if fmt == "json":
+            output.echo_json(answer)
+        else:
+            click.echo(
+                f"array {job_id}: {answer.get('cancelled', 0)} cancelled, "
+                f"{answer.get('cancel_requested', 0)} cancel requested"
+            )
+        return
     if fmt == "json":
         output.echo_json(job)
     elif job.get("state") == "CANCELLED":

@@ -240,6 +240,64 @@ class AsyncClient:
     async def whoami(self) -> Json:
         return await self._json("GET", "/v1/auth/whoami")
 
+    # -- arrays, schedules, usage, operating workers (§14) --------------------------------------
+
+    async def submit_array(
+        self, spec: Mapping[str, Any], size: int, max_parallel: int | None = None
+    ) -> tuple[str, builtins.list[Job]]:
+        """Submit `size` jobs of one spec; returns (array id, its jobs by index)."""
+        array = {"size": size, **({"max_parallel": max_parallel} if max_parallel else {})}
+        answer = await self._json("POST", "/v1/jobs", json={**dict(spec), "array": array})
+        return answer["array_id"], [Job.parse(j) for j in answer["jobs"]]
+
+    async def get_array(self, array_id: str) -> Json:
+        return await self._json("GET", f"/v1/arrays/{_seg(array_id)}")
+
+    async def cancel_array(self, array_id: str, reason: str | None = None) -> Json:
+        body = {"reason": reason} if reason else None
+        return await self._json("POST", f"/v1/arrays/{_seg(array_id)}/cancel", json=body)
+
+    async def cordon(self, worker: str) -> Json:
+        return await self._json("POST", f"/v1/workers/{_seg(worker)}/cordon")
+
+    async def uncordon(self, worker: str) -> Json:
+        return await self._json("POST", f"/v1/workers/{_seg(worker)}/uncordon")
+
+    async def drain(self, worker: str, timeout: str | float | None = None) -> Json:
+        body = {"timeout": timeout} if timeout is not None else None
+        return await self._json("POST", f"/v1/workers/{_seg(worker)}/drain", json=body)
+
+    async def usage(
+        self, since: str | None = None, until: str | None = None, group_by: str = "queue"
+    ) -> builtins.list[Json]:
+        params = _params(since=since, until=until, group_by=group_by)
+        return _items(await self._json("GET", "/v1/usage", params=params))
+
+    async def create_schedule(self, name: str, job: Mapping[str, Any], **fields: Any) -> Json:
+        body = {"name": name, "job": dict(job), **fields}
+        return await self._json("POST", "/v1/schedules", json=body)
+
+    async def schedules(self) -> builtins.list[Json]:
+        return _items(await self._json("GET", "/v1/schedules"))
+
+    async def get_schedule(self, name: str) -> Json:
+        return await self._json("GET", f"/v1/schedules/{_seg(name)}")
+
+    async def update_schedule(self, name: str, **changes: Any) -> Json:
+        return await self._json("PATCH", f"/v1/schedules/{_seg(name)}", json=changes)
+
+    async def delete_schedule(self, name: str) -> None:
+        await self._request("DELETE", f"/v1/schedules/{_seg(name)}")
+
+    async def pause_schedule(self, name: str) -> Json:
+        return await self._json("POST", f"/v1/schedules/{_seg(name)}/pause")
+
+    async def resume_schedule(self, name: str) -> Json:
+        return await self._json("POST", f"/v1/schedules/{_seg(name)}/resume")
+
+    async def trigger_schedule(self, name: str) -> Job:
+        return await self._job("POST", f"/v1/schedules/{_seg(name)}/trigger")
+
     # -- plumbing -----------------------------------------------------------------------------
 
     async def _follow(

@@ -146,9 +146,13 @@ class JsonClient:
         q: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        array_id: str | None = None,
+        schedule: str | None = None,
     ) -> Json:
         """One page: {"items": [job, ...], "next_cursor": str | None}."""
         params = _params(queue=queue, job_set=job_set, state=state, label=label, q=q, cursor=cursor)
+        params.update(_params(array_id=array_id, schedule=schedule))
         params["limit"] = str(limit)
         return self._json("GET", "/v1/jobs", params=params)
 
@@ -160,11 +164,24 @@ class JsonClient:
         label: str | Sequence[str] | None = None,
         q: str | None = None,
         page_size: int = 1000,
+        *,
+        array_id: str | None = None,
+        schedule: str | None = None,
     ) -> Iterator[Json]:
         """Every matching job, page after page."""
         cursor: str | None = None
         while True:
-            page = self.list(queue, job_set, state, label, q, limit=page_size, cursor=cursor)
+            page = self.list(
+                queue,
+                job_set,
+                state,
+                label,
+                q,
+                limit=page_size,
+                cursor=cursor,
+                array_id=array_id,
+                schedule=schedule,
+            )
             yield from _items(page)
             cursor = page.get("next_cursor")
             if not cursor:
@@ -334,6 +351,62 @@ class JsonClient:
 
     def whoami(self) -> Json:
         return self._json("GET", "/v1/auth/whoami")
+
+    # -- arrays, schedules, usage, operating workers (PRODUCT.md §14) --------------------------
+
+    def submit_array(
+        self, spec: Mapping[str, Any], size: int, max_parallel: int | None = None
+    ) -> Json:
+        """Submit `size` jobs of one spec: {"array_id", "jobs": [job, ...]}."""
+        array = {"size": size, **({"max_parallel": max_parallel} if max_parallel else {})}
+        return self._json("POST", "/v1/jobs", json={**dict(spec), "array": array})
+
+    def get_array(self, array_id: str) -> Json:
+        """{"array_id", "size", "max_parallel", "counts": {state: n}, "jobs_url"}."""
+        return self._json("GET", f"/v1/arrays/{_seg(array_id)}")
+
+    def cancel_array(self, array_id: str, reason: str | None = None) -> Json:
+        body = {"reason": reason} if reason else None
+        return self._json("POST", f"/v1/arrays/{_seg(array_id)}/cancel", json=body)
+
+    def cordon(self, worker: str) -> Json:
+        """No new leases for the worker; its running jobs go on."""
+        return self._json("POST", f"/v1/workers/{_seg(worker)}/cordon")
+
+    def uncordon(self, worker: str) -> Json:
+        return self._json("POST", f"/v1/workers/{_seg(worker)}/uncordon")
+
+    def drain(self, worker: str, timeout: str | float | None = None) -> Json:
+        """Cordon, then evict what still runs after `timeout` (retried elsewhere, uncounted)."""
+        body = {"timeout": timeout} if timeout is not None else None
+        return self._json("POST", f"/v1/workers/{_seg(worker)}/drain", json=body)
+
+    def usage(
+        self, since: str | None = None, until: str | None = None, group_by: str = "queue"
+    ) -> JsonList:
+        """Resources times time of runs in a window, per group (§14.3)."""
+        params = _params(since=since, until=until, group_by=group_by)
+        return _items(self._json("GET", "/v1/usage", params=params))
+
+    def create_schedule(self, name: str, job: Mapping[str, Any], **fields: Any) -> Json:
+        """cron or every, timezone, overlap, catchup, paused (§14.2)."""
+        return self._json("POST", "/v1/schedules", json={"name": name, "job": dict(job), **fields})
+
+    def schedules(self) -> JsonList:
+        return _items(self._json("GET", "/v1/schedules"))
+
+    def get_schedule(self, name: str) -> Json:
+        return self._json("GET", f"/v1/schedules/{_seg(name)}")
+
+    def update_schedule(self, name: str, **changes: Any) -> Json:
+        return self._json("PATCH", f"/v1/schedules/{_seg(name)}", json=changes)
+
+    def delete_schedule(self, name: str) -> None:
+        self._request("DELETE", f"/v1/schedules/{_seg(name)}")
+
+    def schedule_action(self, name: str, action: str) -> Json:
+        """pause, resume or trigger (trigger answers the job it submitted)."""
+        return self._json("POST", f"/v1/schedules/{_seg(name)}/{_seg(action)}")
 
     def wait(self, job_id: str, timeout: float | None = None) -> Json:
         """The job, once it is in a terminal state. Raises `WaitTimeout` after `timeout` s."""

@@ -193,3 +193,57 @@ class Client:
     def whoami(self) -> dict[str, Any]:
         """The principal of this client's token: name, kind, admin, grants."""
         return self.json.whoami()
+
+    # -- arrays, schedules, usage, operating workers (§14) --------------------------------------
+
+    def submit_array(
+        self, spec: Mapping[str, Any], size: int, max_parallel: int | None = None
+    ) -> tuple[str, builtins.list[Job]]:
+        """Submit `size` jobs of one spec; returns (array id, its jobs by index)."""
+        answer = self.json.submit_array(spec, size, max_parallel)
+        return answer["array_id"], [Job.parse(j) for j in answer["jobs"]]
+
+    def get_array(self, array_id: str) -> dict[str, Any]:
+        return self.json.get_array(array_id)
+
+    def cancel_array(self, array_id: str, reason: str | None = None) -> dict[str, Any]:
+        return self.json.cancel_array(array_id, reason)
+
+    def cordon(self, worker: str) -> dict[str, Any]:
+        return self.json.cordon(worker)
+
+    def uncordon(self, worker: str) -> dict[str, Any]:
+        return self.json.uncordon(worker)
+
+    def drain(self, worker: str, timeout: str | float | None = None) -> dict[str, Any]:
+        return self.json.drain(worker, timeout)
+
+    def usage(
+        self, since: str | None = None, until: str | None = None, group_by: str = "queue"
+    ) -> builtins.list[dict[str, Any]]:
+        return self.json.usage(since, until, group_by)
+
+    def create_schedule(self, name: str, job: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+        return self.json.create_schedule(name, job, **fields)
+
+    def schedules(self) -> builtins.list[dict[str, Any]]:
+        return self.json.schedules()
+
+    def get_schedule(self, name: str) -> dict[str, Any]:
+        return self.json.get_schedule(name)
+
+    def update_schedule(self, name: str, **changes: Any) -> dict[str, Any]:
+        return self.json.update_schedule(name, **changes)
+
+    def delete_schedule(self, name: str) -> None:
+        self.json.delete_schedule(name)
+
+    def pause_schedule(self, name: str) -> dict[str, Any]:
+        return self.json.schedule_action(name, "pause")
+
+    def resume_schedule(self, name: str) -> dict[str, Any]:
+        return self.json.schedule_action(name, "resume")
+
+    def trigger_schedule(self, name: str) -> Job:
+        job: Job = Job.parse(self.json.schedule_action(name, "trigger"))
+        return job

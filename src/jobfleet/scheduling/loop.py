@@ -181,6 +181,7 @@ class Scheduler:
             reserved=self._reserved(),
             max_placements=MAX_PLACEMENTS,
             unread=unread,
+            arrays=self.store.array_room(d.array for d in demands if d.array is not None),
         )
         leased = self.store.lease(shard, plan.placed, lease_timeout=self.lease_timeout)
         reasons = plan.reasons

@@ -19,6 +19,7 @@ from jobfleet.server.auth import TokenCache
 from jobfleet.server.deps import Services
 from jobfleet.server.notify import Broadcaster
 from jobfleet.server.routes import (
+    arrays,
     callbacks,
     events,
     fleet,
@@ -81,6 +82,8 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     for module in (health, jobs, events, logs, callbacks, metrics, principals, fleet, queues):
         app.include_router(module.router)
+    for extra in (arrays,):
+        app.include_router(extra.router)
     app.include_router(failure_routes.router)
     install_dashboard(app)
     _publish_spec_schema(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jobfleet.access import Principal
 from jobfleet.store.admin import AdminOps
+from jobfleet.store.arrays import ArrayOps
 from jobfleet.store.control import ControlOps
 from jobfleet.store.cycle import CycleOps
 from jobfleet.store.fleet import FleetOps
@@ -21,6 +22,7 @@ from jobfleet.store.workers import WorkerOps
 
 
 class Store(
+    ArrayOps,
     FleetViewOps,
     IntakeOps,
     QueryOps,

@@ -66,7 +66,7 @@ _LANES_PG = sa.text(
         CROSS JOIN unnest(CAST(:classes AS text[])) AS c(name)
         CROSS JOIN LATERAL (
           SELECT seq, neg_priority, id, cpu_milli, memory, gpu, queue, priority_class,
-                 gang_id, gang_size, avoid_workers, spec->'selector' AS selector
+                 gang_id, gang_size, avoid_workers, spec->'selector' AS selector, array_id
             FROM jobs
            WHERE state = 'SCHEDULED' AND shard = :shard AND queue = q.name
              AND priority_class = c.name
@@ -75,7 +75,7 @@ _LANES_PG = sa.text(
       SELECT j.* FROM unnest(CAST(:queues AS text[])) AS q(name)
         CROSS JOIN LATERAL (
           SELECT seq, neg_priority, id, cpu_milli, memory, gpu, queue, priority_class,
-                 gang_id, gang_size, avoid_workers, spec->'selector' AS selector
+                 gang_id, gang_size, avoid_workers, spec->'selector' AS selector, array_id
             FROM jobs
            WHERE state = 'SCHEDULED' AND shard = :shard AND queue = q.name
              AND priority_class IS NULL
@@ -137,6 +137,7 @@ class _DemandMaker:
             self.level(r.priority_class),
             r.gang_id,
             r.gang_size or 1,
+            r.array_id,
         )
 
     def lanes(self, rows: Iterable[Any], per_lane: int) -> tuple[list[Demand], set[Lane]]:
@@ -209,6 +210,7 @@ class CycleOps(StoreBase):
             jobs.c.gang_size,
             jobs.c.avoid_workers,
             jobs.c.spec["selector"].label("selector"),
+            jobs.c.array_id,
         )
         base = (in_state(JobState.SCHEDULED), jobs.c.shard == shard)
         make = _DemandMaker(classes)
