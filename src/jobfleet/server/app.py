@@ -21,6 +21,7 @@ from jobfleet.server.notify import Broadcaster
 from jobfleet.server.routes import (
     arrays,
     callbacks,
+    cordons,
     events,
     fleet,
     health,
@@ -82,7 +83,7 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     for module in (health, jobs, events, logs, callbacks, metrics, principals, fleet, queues):
         app.include_router(module.router)
-    for extra in (arrays,):
+    for extra in (arrays, cordons):
         app.include_router(extra.router)
     app.include_router(failure_routes.router)
     install_dashboard(app)

@@ -6,6 +6,7 @@ from jobfleet.access import Principal
 from jobfleet.store.admin import AdminOps
 from jobfleet.store.arrays import ArrayOps
 from jobfleet.store.control import ControlOps
+from jobfleet.store.cordons import CordonOps
 from jobfleet.store.cycle import CycleOps
 from jobfleet.store.fleet import FleetOps
 from jobfleet.store.fleet_views import FleetViewOps
@@ -23,6 +24,7 @@ from jobfleet.store.workers import WorkerOps
 
 class Store(
     ArrayOps,
+    CordonOps,
     FleetViewOps,
     IntakeOps,
     QueryOps,

@@ -1,0 +1,78 @@
+"""The CLI of PRODUCT.md §14 against a stand-in server: arrays, cordon and drain."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from click.testing import CliRunner
+
+from jobfleet.cli.main import CliState, cli
+
+
+class Recorder:
+    def __init__(self, answers: dict[tuple[str, str], tuple[int, Any]]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        self.calls.append((request.method, str(request.url.path), body))
+        status, answer = self.answers.get((request.method, request.url.path), (404, None))
+        if status == 404:
+            return httpx.Response(
+                404,
+                json={"detail": "not found"},
+                headers={"content-type": "application/problem+json"},
+            )
+        return httpx.Response(status, json=answer)
+
+
+def run(args: list[str], server: Recorder) -> Any:
+    state = CliState(transport=httpx.MockTransport(server))
+    return CliRunner().invoke(cli, args, obj=state, catch_exceptions=False)
+
+
+def test_submit_array_sends_the_array_and_prints_its_id() -> None:
+    server = Recorder({("POST", "/v1/jobs"): (201, {"array_id": "A1", "jobs": []})})
+    result = run(["submit", "--array", "10%2", "--", "echo", "hi"], server)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "A1\n"
+    assert server.calls[0][2] == {
+        "command": ["echo", "hi"],
+        "array": {"size": 10, "max_parallel": 2},
+    }
+
+
+def test_cancel_falls_back_to_an_array_id() -> None:
+    answer = {"array_id": "A1", "cancelled": 3, "cancel_requested": 1}
+    server = Recorder({("POST", "/v1/arrays/A1/cancel"): (200, answer)})
+    result = run(["cancel", "A1"], server)
+    assert result.exit_code == 0, result.output
+    assert "array A1: 3 cancelled, 1 cancel requested" in result.stdout
+    assert [c[1] for c in server.calls] == ["/v1/jobs/A1/cancel", "/v1/arrays/A1/cancel"]
+
+
+def test_list_by_array() -> None:
+    server = Recorder({("GET", "/v1/jobs"): (200, {"items": [], "next_cursor": None})})
+    run(["list", "--array", "A1"], server)
+    assert server.calls[0][1] == "/v1/jobs"
+
+
+def test_workers_cordon_uncordon_drain() -> None:
+    server = Recorder(
+        {
+            ("POST", "/v1/workers/w1/cordon"): (200, {"name": "w1", "state": "CORDONED"}),
+            ("POST", "/v1/workers/w1/uncordon"): (200, {"name": "w1", "state": "READY"}),
+            ("POST", "/v1/workers/w1/drain"): (
+                200,
+                {"name": "w1", "state": "DRAINING", "evict_at": "2026-12-05T00:05:00Z"},
+            ),
+        }
+    )
+    assert "cordoned" in run(["workers", "cordon", "w1"], server).stdout
+    assert "READY" in run(["workers", "uncordon", "w1"], server).stdout
+    out = run(["workers", "drain", "w1", "--timeout", "1m"], server).stdout
+    assert "2026-12-05T00:05:00Z" in out
+    assert server.calls[-1] == ("POST", "/v1/workers/w1/drain", {"timeout": "1m"})
