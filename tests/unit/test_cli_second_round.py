@@ -76,3 +76,26 @@ def test_workers_cordon_uncordon_drain() -> None:
     out = run(["workers", "drain", "w1", "--timeout", "1m"], server).stdout
     assert "2026-12-05T00:05:00Z" in out
     assert server.calls[-1] == ("POST", "/v1/workers/w1/drain", {"timeout": "1m"})
+
+
+def test_usage_as_table_json_and_csv() -> None:
+    item = {
+        "group": "ml",
+        "runs": 2,
+        "succeeded": 1,
+        "failed": 1,
+        "cpu_seconds": 7200.0,
+        "memory_gib_seconds": 3600.0,
+        "gpu_seconds": 0.0,
+        "wall_seconds": 3600.0,
+    }
+    server = Recorder({("GET", "/v1/usage"): (200, {"items": [item]})})
+    table = run(["usage", "--since", "7d", "--by", "queue"], server).stdout
+    assert "ml" in table and "2.00" in table  # core-hours
+    assert json.loads(run(["usage", "-o", "json"], server).stdout) == [item]
+    csv_text = run(["usage", "-o", "csv"], server).stdout
+    assert csv_text.splitlines() == [
+        "group,runs,succeeded,failed,cpu_seconds,memory_gib_seconds,gpu_seconds,wall_seconds",
+        "ml,2,1,1,7200.0,3600.0,0.0,3600.0",
+    ]
+    assert server.calls[0][1] == "/v1/usage"

@@ -521,13 +521,14 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from jobfleet.cli import actions, authcmd, fleet, queues, serve
+    from jobfleet.cli import actions, authcmd, fleet, queues, serve, usage
 
     serve.register(cli)
     actions.register(cli, OUTPUT)
     authcmd.register(auth, OUTPUT)
     fleet.register(cli, OUTPUT)
     queues.register(cli, OUTPUT)
+    usage.register(cli)
 
 
 _register_commands()

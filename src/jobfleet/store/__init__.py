@@ -19,12 +19,14 @@ from jobfleet.store.queues import QueueOps
 from jobfleet.store.retention import RetentionOps
 from jobfleet.store.scheduling import SchedulingOps
 from jobfleet.store.stats import StatsOps
+from jobfleet.store.usage import UsageOps, UsageQuery
 from jobfleet.store.workers import WorkerOps
 
 
 class Store(
     ArrayOps,
     CordonOps,
+    UsageOps,
     FleetViewOps,
     IntakeOps,
     QueryOps,
@@ -44,4 +46,4 @@ class Store(
     """All store operations over one database. Thread-safe; share one per process."""
 
 
-__all__ = ["EventFilter", "IssuedToken", "JobFilter", "Principal", "Store"]
+__all__ = ["EventFilter", "IssuedToken", "JobFilter", "Principal", "Store", "UsageQuery"]
