@@ -99,3 +99,52 @@ def test_usage_as_table_json_and_csv() -> None:
         "ml,2,1,1,7200.0,3600.0,0.0,3600.0",
     ]
     assert server.calls[0][1] == "/v1/usage"
+
+
+SCHEDULE = {
+    "name": "nightly",
+    "cron": "0 3 * * *",
+    "every": None,
+    "timezone": "UTC",
+    "overlap": "skip",
+    "catchup": "one",
+    "paused": False,
+    "next_tick": "2026-12-06T03:00:00Z",
+    "last_job": None,
+    "job": {},
+}
+
+
+def test_schedule_create_sends_the_schedule_and_its_job() -> None:
+    server = Recorder({("POST", "/v1/schedules"): (201, SCHEDULE)})
+    args = ["schedule", "create", "nightly", "--cron", "0 3 * * *", "--overlap", "skip"]
+    result = run([*args, "--cpu", "2", "--", "./report.sh", "--full"], server)
+    assert result.exit_code == 0, result.output
+    assert "nightly" in result.stdout and "2026-12-06T03:00:00Z" in result.stdout
+    body = server.calls[0][2]
+    assert body["name"] == "nightly" and body["cron"] == "0 3 * * *"
+    assert body["overlap"] == "skip" and "every" not in body
+    assert body["job"] == {"command": ["./report.sh", "--full"], "resources": {"cpu": 2.0}}
+
+
+def test_schedule_needs_exactly_one_of_cron_and_every() -> None:
+    result = CliRunner().invoke(
+        cli, ["schedule", "create", "x", "--", "true"], obj=CliState(transport=None)
+    )
+    assert result.exit_code == 2
+    assert "exactly one of --cron and --every" in result.output
+
+
+def test_schedule_actions_go_to_their_routes() -> None:
+    server = Recorder(
+        {
+            ("POST", "/v1/schedules/nightly/pause"): (200, {**SCHEDULE, "paused": True}),
+            ("POST", "/v1/schedules/nightly/resume"): (200, SCHEDULE),
+            ("POST", "/v1/schedules/nightly/trigger"): (201, {"id": "J1"}),
+            ("GET", "/v1/schedules"): (200, {"items": [SCHEDULE]}),
+        }
+    )
+    assert "paused" in run(["schedule", "pause", "nightly"], server).stdout
+    assert "active" in run(["schedule", "resume", "nightly"], server).stdout
+    assert run(["schedule", "trigger", "nightly"], server).stdout == "J1\n"
+    assert "nightly" in run(["schedule", "list"], server).stdout

@@ -189,7 +189,10 @@ def submit(
         raise click.UsageError(str(exc)) from exc
     job = client.submit(spec)
     if "array_id" in job:  # §14.1: an array answers its id and its jobs
-        output.echo_json(job) if fmt == "json" else click.echo(job["array_id"])
+        if fmt == "json":
+            output.echo_json(job)
+        else:
+            click.echo(job["array_id"])
         return
     if not wait:
         if fmt == "json":
@@ -521,7 +524,7 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from jobfleet.cli import actions, authcmd, fleet, queues, serve, usage
+    from jobfleet.cli import actions, authcmd, fleet, queues, schedules, serve, usage
 
     serve.register(cli)
     actions.register(cli, OUTPUT)
@@ -529,6 +532,7 @@ def _register_commands() -> None:
     fleet.register(cli, OUTPUT)
     queues.register(cli, OUTPUT)
     usage.register(cli)
+    schedules.register(cli)
 
 
 _register_commands()

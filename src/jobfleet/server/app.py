@@ -30,6 +30,7 @@ from jobfleet.server.routes import (
     metrics,
     principals,
     queues,
+    schedules,
     usage,
 )
 from jobfleet.server.routes import failures as failure_routes
@@ -84,7 +85,7 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     for module in (health, jobs, events, logs, callbacks, metrics, principals, fleet, queues):
         app.include_router(module.router)
-    for extra in (arrays, cordons, usage):
+    for extra in (arrays, cordons, usage, schedules):
         app.include_router(extra.router)
     app.include_router(failure_routes.router)
     install_dashboard(app)

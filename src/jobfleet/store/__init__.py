@@ -17,6 +17,7 @@ from jobfleet.store.principals import IssuedToken, PrincipalOps
 from jobfleet.store.queries import EventFilter, JobFilter, QueryOps
 from jobfleet.store.queues import QueueOps
 from jobfleet.store.retention import RetentionOps
+from jobfleet.store.schedules import ScheduleOps
 from jobfleet.store.scheduling import SchedulingOps
 from jobfleet.store.stats import StatsOps
 from jobfleet.store.usage import UsageOps, UsageQuery
@@ -27,6 +28,7 @@ class Store(
     ArrayOps,
     CordonOps,
     UsageOps,
+    ScheduleOps,
     FleetViewOps,
     IntakeOps,
     QueryOps,
