@@ -7,12 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from jobfleet.config import QueueConfig
 from jobfleet.models import JobSpec
 from jobfleet.store import Store, UsageQuery
 from jobfleet.store.base import insert_many
-from jobfleet.store.schema import runs
+from jobfleet.store.schema import runs, usage_hours
 from tests.integration.conftest import Api
 
 GI = 2**30
@@ -143,3 +144,30 @@ def test_a_principal_sees_only_its_queues(api: Api) -> None:
         assert r.json()["items"] == []  # the run in `default` is not bob's to see
     everything = api.http.get("/v1/usage", params={"since": "1h"}).json()["items"]
     assert [i["group"] for i in everything] == ["default"]
+
+
+def test_whole_hours_come_from_the_roll_up_and_agree_with_the_runs(store: Store) -> None:
+    b = 3600.0 * 1000  # an hour boundary, long ago: every hour is rolled up
+    (a,) = store.submit([JobSpec(command=["x"])], actor="ann")
+    spans = [
+        (b + 3700, b + 3800),  # whole hour 1, began inside the window: rolled up
+        (b + 1000, b + 7300),  # hour 2, began before the window: that hour is read from runs
+        (b + 7400, b + 7500),  # hour 2 too
+        (b + 10900, b + 11000),  # hour 3: rolled up
+        (b + 14000, b + 14500),  # ended after the last whole hour: from runs
+        (b + 100, b + 500),  # ended before the window
+        (b + 16000, None),  # still running
+    ]
+    for n, (started, finished) in enumerate(spans, 1):
+        state = "RUNNING" if finished is None else "SUCCEEDED"
+        add_run(store, a, n, state=state, started=started, finished=finished)
+    got = store.usage(UsageQuery(b + 1800, b + 4 * 3600 + 1800, "queue"))
+    assert store.roll_up_usage() > b + 4 * 3600
+    with store.read() as conn:
+        rolled = conn.execute(sa.select(sa.func.count()).select_from(usage_hours)).scalar()
+    assert rolled == 5  # one row per hour with an ended run
+    (item,) = got
+    assert item["runs"] == 6
+    assert item["wall_seconds"] == 100 + 5500 + 100 + 100 + 500 + 200
+    assert item["cpu_seconds"] == 2 * item["wall_seconds"]
+    assert item["succeeded"] == 5

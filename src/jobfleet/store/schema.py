@@ -333,6 +333,29 @@ schedules = sa.Table(
     sa.Index("ix_schedules_next_at", "next_at"),
 )
 
+# Usage rolled up by the hour in which runs ended (migration 0014): what store/usage.py reads
+# for the whole hours of a window, instead of every run. An hour is rolled up once it is over
+# by `SETTLE` (no run can end in it any more); `min_started` says whether one of its runs
+# began before a window's start (then that hour is read from the runs, clipped).
+usage_hours = sa.Table(
+    "usage_hours",
+    metadata,
+    sa.Column("hour", sa.Float, primary_key=True),
+    sa.Column("queue", sa.String(64), primary_key=True),
+    sa.Column("job_set", sa.String(128), primary_key=True),
+    sa.Column("principal", sa.String(128), primary_key=True),  # "" when unknown
+    sa.Column("worker", sa.String(128), primary_key=True),
+    sa.Column("shard", sa.String(64), primary_key=True),
+    sa.Column("runs", sa.BigInteger, nullable=False),
+    sa.Column("succeeded", sa.BigInteger, nullable=False),
+    sa.Column("failed", sa.BigInteger, nullable=False),
+    sa.Column("cpu", sa.Float, nullable=False),  # milli-core seconds
+    sa.Column("mem", sa.Float, nullable=False),  # byte seconds
+    sa.Column("gpu", sa.Float, nullable=False),
+    sa.Column("wall", sa.Float, nullable=False),
+    sa.Column("min_started", sa.Float, nullable=False),
+)
+
 # Cordoned and draining workers (migration 0014): who asked, and when a drain evicts (§14.4).
 # The worker's own state says CORDONED or DRAINING; this row outlives its re-registration.
 worker_cordons = sa.Table(

@@ -62,6 +62,23 @@ def upgrade() -> None:
     )
     op.create_index("ix_schedules_next_at", "schedules", ["next_at"])
     op.create_table(
+        "usage_hours",
+        sa.Column("hour", sa.Float(), primary_key=True),
+        sa.Column("queue", sa.String(64), primary_key=True),
+        sa.Column("job_set", sa.String(128), primary_key=True),
+        sa.Column("principal", sa.String(128), primary_key=True),
+        sa.Column("worker", sa.String(128), primary_key=True),
+        sa.Column("shard", sa.String(64), primary_key=True),
+        sa.Column("runs", sa.BigInteger(), nullable=False),
+        sa.Column("succeeded", sa.BigInteger(), nullable=False),
+        sa.Column("failed", sa.BigInteger(), nullable=False),
+        sa.Column("cpu", sa.Float(), nullable=False),
+        sa.Column("mem", sa.Float(), nullable=False),
+        sa.Column("gpu", sa.Float(), nullable=False),
+        sa.Column("wall", sa.Float(), nullable=False),
+        sa.Column("min_started", sa.Float(), nullable=False),
+    )
+    op.create_table(
         "worker_cordons",
         sa.Column("worker", sa.String(128), primary_key=True),
         sa.Column("state", sa.String(16), nullable=False),
@@ -73,6 +90,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("worker_cordons")
+    op.drop_table("usage_hours")
     op.drop_index("ix_schedules_next_at", table_name="schedules")
     op.drop_table("schedules")
     op.drop_table("arrays")
