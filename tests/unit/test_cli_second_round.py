@@ -148,3 +148,26 @@ def test_schedule_actions_go_to_their_routes() -> None:
     assert "active" in run(["schedule", "resume", "nightly"], server).stdout
     assert run(["schedule", "trigger", "nightly"], server).stdout == "J1\n"
     assert "nightly" in run(["schedule", "list"], server).stdout
+
+
+def test_workers_alone_still_lists_with_its_state_and_who_cordoned() -> None:
+    worker = {
+        "name": "w1",
+        "shard": "default",
+        "state": "DRAINING",
+        "running": 0,
+        "allocated": {"cpu": 0, "memory": 0, "gpu": 0},
+        "capacity": {"cpu": 2, "memory": 2**30, "gpu": 0},
+        "labels": {},
+        "last_heartbeat": "2026-12-05T00:00:00Z",
+        "info": {},
+        "cordon": {
+            "state": "DRAINING",
+            "requested_by": "alice",
+            "evict_at": "2026-12-05T01:00:00Z",
+        },
+    }
+    server = Recorder({("GET", "/v1/workers"): (200, {"items": [worker]})})
+    assert json.loads(run(["workers", "-o", "json"], server).stdout)[0]["name"] == "w1"
+    table = run(["workers"], server).stdout
+    assert "DRAINING" in table and "alice" in table

@@ -220,7 +220,8 @@ def register(cli: click.Group, opt: Decorator) -> None:
         `workers cordon|uncordon|drain NAME` take a worker out of service and back."""
         if ctx.invoked_subcommand is not None:
             return
-        items = ctx.find_object(CliState).client().workers()  # type: ignore[union-attr]
+        state: CliState = ctx.obj
+        items = state.client().workers()
         if fmt == "json":
             output.echo_json(items)
         else:
