@@ -180,3 +180,14 @@ def test_the_leader_scheduler_fires_an_every_schedule(api: Api) -> None:
     items = api.http.get("/v1/jobs", params={"schedule": "fast"}).json()["items"]
     ticks = [j["scheduled_for"] for j in items]
     assert len(ticks) == len(set(ticks))  # one job per tick
+
+
+def test_a_batch_of_ticks_with_one_fired_already_still_gives_one_job_each(store: Store) -> None:
+    for name in ("a", "b", "c"):
+        make(store, name=name, every="1m")
+    with store.read() as conn:
+        row = conn.execute(sa.select(schedules).where(schedules.c.name == "b")).first()
+    store._fire(row._mapping, next_at(store, "b"), actor="ann")  # type: ignore[union-attr]
+    latest = max(next_at(store, n) for n in "abc")
+    assert store.fire_schedules(latest + 1) == 2
+    assert [len(tick_jobs(store, n)) for n in "abc"] == [1, 1, 1]

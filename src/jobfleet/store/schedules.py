@@ -145,7 +145,11 @@ class ScheduleOps(IntakeOps, ControlOps):
         return None if t is None else float(t)
 
     def fire_schedules(self, now: float | None = None) -> int:
-        """Fire every due schedule's tick (at most one job each); returns the jobs submitted."""
+        """Fire every due schedule's tick (at most one job each); returns the jobs submitted.
+
+        The ticks' jobs go in one batch submission and the schedules advance in one
+        transaction; if a tick has its job already (a racing scheduler), the batch is refused
+        whole by the unique key and the jobs go one by one instead."""
         now = time.time() if now is None else now
         with self.read() as conn:
             rows = conn.execute(
@@ -153,29 +157,66 @@ class ScheduleOps(IntakeOps, ControlOps):
                     schedules.c.paused == sa.false(), schedules.c.next_at <= now
                 )
             ).all()
-        fired = 0
+        if not rows:
+            return 0
+        firing: list[tuple[Any, float]] = []
+        advance: list[dict[str, Any]] = []
         for r in rows:
+            row = r._mapping
             try:
-                fired += self._tick(r._mapping, now)
+                tick = self._plan_tick(row, now, advance)
+                if tick is not None:
+                    firing.append((row, tick))
             except Exception:  # one broken schedule must not stop the others
-                log.exception("schedule %s: tick failed", r.name)
+                log.exception("schedule %s: tick failed", row["name"])
+        fired = self._fire_all(firing)
+        if advance:
+            with self.tx() as conn:  # compare-and-set: a racing scheduler advanced it already
+                conn.execute(
+                    schedules.update()
+                    .where(
+                        schedules.c.name == sa.bindparam("b_name"),
+                        schedules.c.next_at == sa.bindparam("b_old"),
+                    )
+                    .values(
+                        next_at=sa.bindparam("b_next"),
+                        last_tick=sa.func.coalesce(sa.bindparam("b_tick"), schedules.c.last_tick),
+                    ),
+                    advance,
+                )
         return fired
 
-    def _tick(self, row: Any, now: float) -> int:
+    def _plan_tick(self, row: Any, now: float, advance: list[dict[str, Any]]) -> float | None:
+        """The tick to fire now (None: none, or its overlap policy says no); the schedule's
+        advance is added to `advance`."""
         config = row["config"]
         tick, following = due(_timing(config), config.get("catchup", "one"), row["next_at"], now)
-        fired = 0
+        advance.append(
+            {"b_name": row["name"], "b_old": row["next_at"], "b_next": following, "b_tick": tick}
+        )
         if tick is None:
             log.info("schedule %s: ticks missed while down are not caught up", row["name"])
-        elif self._overlap_allows(row, tick):
-            fired = int(self._fire(row, tick, actor=row["created_by"]) is not None)
-        values = {"next_at": following, **({"last_tick": tick} if tick is not None else {})}
-        with self.tx() as conn:  # compare-and-set: a racing scheduler advanced it already
-            conn.execute(
-                schedules.update()
-                .where(schedules.c.name == row["name"], schedules.c.next_at == row["next_at"])
-                .values(**values)
-            )
+            return None
+        return tick if self._overlap_allows(row, tick) else None
+
+    def _fire_all(self, firing: list[tuple[Any, float]]) -> int:
+        if not firing:
+            return 0
+        specs = [JobSpec.model_validate(row["config"]["job"]) for row, _ in firing]
+        columns = [
+            {"schedule": row["name"], "scheduled_for": tick, "principal": row["created_by"]}
+            for row, tick in firing
+        ]
+        try:
+            return len(self.submit(specs, actor="scheduler", columns=columns))
+        except (sa.exc.IntegrityError, JobfleetError):
+            pass  # a tick has its job already, or one job is refused: each on its own
+        fired = 0
+        for row, tick in firing:
+            try:
+                fired += self._fire(row, tick, actor=row["created_by"]) is not None
+            except JobfleetError as exc:  # its queue was deleted, ...: the others go on
+                log.warning("schedule %s: tick %s not submitted: %s", row["name"], iso(tick), exc)
         return fired
 
     def _overlap_allows(self, row: Any, tick: float) -> bool:
