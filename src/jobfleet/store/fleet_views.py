@@ -37,6 +37,8 @@ ROW_COLUMNS = (
     jobs.c.worker,
     jobs.c.created_at,
     jobs.c.updated_at,
+    jobs.c.array_id,
+    jobs.c.array_index,
 )
 LIVE = [s.value for s in JobState if not s.terminal]
 FINAL = [s.value for s in JobState if s.terminal]

@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from jobfleet.errors import Forbidden, Unauthorized
 from jobfleet.server.permissions import Principal, Verb, check_queue, visible_queues
+from jobfleet.store import UsageQuery
 from jobfleet.web import access
 from jobfleet.web.auth import (
     COOKIE,
@@ -116,6 +117,7 @@ async def _overview(request: Request, who: Principal) -> dict[str, Any]:
             "rate": store.event_rate(visible=shown),
             "last_event": store.last_event_id(),
             "final_at": hit[2],
+            "usage": store.usage(UsageQuery(time.time() - 86400, time.time(), "queue", shown)),
         }
 
     return await run_in_threadpool(read)
