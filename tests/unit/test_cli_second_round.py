@@ -171,3 +171,11 @@ def test_workers_alone_still_lists_with_its_state_and_who_cordoned() -> None:
     assert json.loads(run(["workers", "-o", "json"], server).stdout)[0]["name"] == "w1"
     table = run(["workers"], server).stdout
     assert "DRAINING" in table and "alice" in table
+
+
+def test_submit_of_one_job_still_prints_its_id_though_the_job_has_array_fields() -> None:
+    job = {"id": "J1", "state": "QUEUED", "array_id": None, "array_index": None}
+    server = Recorder({("POST", "/v1/jobs"): (201, job)})
+    result = run(["submit", "--not-before", "10m", "--", "date"], server)
+    assert result.stdout == "J1\n"
+    assert server.calls[0][2] == {"command": ["date"], "not_before": "10m"}

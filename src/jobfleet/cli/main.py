@@ -188,7 +188,7 @@ def submit(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     job = client.submit(spec)
-    if "array_id" in job:  # §14.1: an array answers its id and its jobs
+    if "jobs" in job and "array_id" in job:  # §14.1: an array answers its id and its jobs
         if fmt == "json":
             output.echo_json(job)
         else:
