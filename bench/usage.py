@@ -71,7 +71,9 @@ def main() -> None:
         store.migrate()
         fill(store, args.n)
         t = time.perf_counter()
-        store.roll_up_usage()  # once per hour in use; the first time, every hour so far
+        done, before = store.roll_up_usage(), -1.0  # a week per call, as the leader does
+        while done != before:
+            done, before = store.roll_up_usage(), done
         say(f"   first roll-up of the ended hours: {(time.perf_counter() - t) * 1000:.0f} ms")
         now = time.time()
         for by in ("queue", "worker"):

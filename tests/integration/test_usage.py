@@ -171,3 +171,20 @@ def test_whole_hours_come_from_the_roll_up_and_agree_with_the_runs(store: Store)
     assert item["wall_seconds"] == 100 + 5500 + 100 + 100 + 500 + 200
     assert item["cpu_seconds"] == 2 * item["wall_seconds"]
     assert item["succeeded"] == 5
+
+
+def test_the_roll_up_goes_a_week_at_a_time_and_the_answer_does_not_change(store: Store) -> None:
+    b = 3600.0 * 1000
+    (a,) = store.submit([JobSpec(command=["x"])], actor="ann")
+    for n in range(1, 22):  # a run a day for three weeks
+        start = b + n * 86400
+        add_run(store, a, n, state="SUCCEEDED", started=start, finished=start + 600)
+    window = UsageQuery(b, b + 30 * 86400, "queue")
+    first = store.usage(window)  # rolls up the first week only
+    with store.read() as conn:
+        rolled = conn.execute(sa.select(sa.func.count()).select_from(usage_hours)).scalar()
+    assert rolled == 7  # the first week from the first run that ended: days 1..7
+    for _ in range(5):
+        store.roll_up_usage()
+    assert store.usage(window) == first
+    assert first[0]["runs"] == 21 and first[0]["wall_seconds"] == 21 * 600

@@ -127,6 +127,7 @@ class Scheduler:
             moved += self.store.expire_leases() + self.store.resolve_dependencies()
             self.store.break_gangs()
             moved += self.store.fire_schedules()  # §14.2: the leader fires the due ticks
+            self.store.roll_up_usage()  # §14.3: the hours that are over, a chunk at a time
             self._next_housekeeping = time.monotonic() + self.housekeeping_every
         states = self.store.shard_states(fresh_after=time.time() - self.lease_timeout)
         moved += self._route(states, housekeeping)

@@ -27,6 +27,7 @@ GIB = float(2**30)
 HOUR = 3600.0
 SETTLE = 900.0  # an hour is rolled up this long after it ended: no run ends in it any more
 ROLLED = "usage_rolled_until"
+CHUNK = 7 * 86400.0  # of history rolled up per call
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +84,11 @@ class UsageOps(StoreBase):
         items.sort(key=lambda i: (-i["cpu_seconds"], str(i["group"])))
         return items
 
-    def roll_up_usage(self, now: float | None = None) -> float:
-        """Roll up the runs of the hours that are over (by SETTLE) and not rolled up yet;
-        returns the time up to which usage_hours holds every ended run."""
+    def roll_up_usage(self, now: float | None = None, *, most: float = CHUNK) -> float:
+        """Roll up the runs of the hours that are over (by SETTLE) and not rolled up yet, at
+        most `most` seconds of them per call (the write lock is held for one chunk only: a
+        long history is rolled up over several calls, by the queries and by the leader's
+        housekeeping); returns the time up to which usage_hours holds every ended run."""
         now = time.time() if now is None else now
         target = math.floor((now - SETTLE) / HOUR) * HOUR
         with self.read() as conn:
@@ -95,13 +98,17 @@ class UsageOps(StoreBase):
             done = _rolled_until(conn)
             if done >= target:
                 return float(done)
-            conn.execute(self._roll_up_statement(done, target))
-            value = {"value": int(target)}
+            if done == 0:  # the first roll-up starts at the first run that ended
+                first = conn.execute(sa.select(sa.func.min(runs.c.finished_at))).scalar()
+                done = math.floor(float(first if first is not None else target) / HOUR) * HOUR
+            upto = min(target, done + most)
+            conn.execute(self._roll_up_statement(done, upto))
+            value = {"value": int(upto)}
             if not conn.execute(
                 counters.update().where(counters.c.name == ROLLED).values(**value)
             ).rowcount:
                 conn.execute(counters.insert().values(name=ROLLED, **value))
-        return float(target)
+        return float(upto)
 
     def _bucket(self, column: Any) -> Any:
         if self.backend == "postgresql":
