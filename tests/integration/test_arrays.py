@@ -97,3 +97,14 @@ def test_cancel_an_array_cancels_its_unfinished_jobs(api: Api) -> None:
     assert r.json()["cancelled"] == 4
     assert api.http.get(f"/v1/arrays/{array_id}").json()["counts"] == {"CANCELLED": 4}
     assert api.http.get("/v1/arrays/NOPE").status_code == 404
+
+
+def test_an_array_held_at_max_parallel_does_not_hide_the_jobs_behind_it(api: Api) -> None:
+    # More held elements than the scheduler reads from the head of a lane (200): the job
+    # submitted after them must still be placed while the array runs one at a time.
+    body = submit_array(api, 250, max_parallel=1, command=["sleep", "30"])
+    later = api.submit(command=["true"])
+    api.wait_state(str(later["id"]), "SUCCEEDED", timeout=30)
+    summary = api.http.get(f"/v1/arrays/{body['array_id']}").json()
+    assert summary["counts"].get("SUCCEEDED", 0) == 0  # the array's first job still runs
+    api.http.post(f"/v1/arrays/{body['array_id']}/cancel")

@@ -70,6 +70,7 @@ _LANES_PG = sa.text(
             FROM jobs
            WHERE state = 'SCHEDULED' AND shard = :shard AND queue = q.name
              AND priority_class = c.name
+             AND (array_id IS NULL OR NOT array_id = ANY(CAST(:held AS text[])))
            ORDER BY neg_priority, seq LIMIT :k) j
       UNION ALL
       SELECT j.* FROM unnest(CAST(:queues AS text[])) AS q(name)
@@ -79,6 +80,7 @@ _LANES_PG = sa.text(
             FROM jobs
            WHERE state = 'SCHEDULED' AND shard = :shard AND queue = q.name
              AND priority_class IS NULL
+             AND (array_id IS NULL OR NOT array_id = ANY(CAST(:held AS text[])))
            ORDER BY neg_priority, seq LIMIT :k) j
     ) lanes
     ORDER BY queue, priority_class NULLS LAST, neg_priority, seq
@@ -188,7 +190,13 @@ class CycleOps(StoreBase):
         return out
 
     def lanes(
-        self, shard: str, names: list[str], classes: Classes, *, per_lane: int = 200
+        self,
+        shard: str,
+        names: list[str],
+        classes: Classes,
+        *,
+        per_lane: int = 200,
+        held: Iterable[str] = (),
     ) -> tuple[list[Demand], dict[str, list[Demand]], set[Lane]]:
         """The head of every lane (queue x priority class) of the shard's queue, in placement
         order; every SCHEDULED member in the shard of each gang met there; and the lanes with
@@ -212,13 +220,22 @@ class CycleOps(StoreBase):
             jobs.c.spec["selector"].label("selector"),
             jobs.c.array_id,
         )
-        base = (in_state(JobState.SCHEDULED), jobs.c.shard == shard)
+        held = sorted(held)  # job arrays at max_parallel: their jobs would only fill the heads
+        base: tuple[Any, ...] = (in_state(JobState.SCHEDULED), jobs.c.shard == shard)
+        if held:
+            base += (sa.or_(jobs.c.array_id.is_(None), jobs.c.array_id.not_in(held)),)
         make = _DemandMaker(classes)
         with self.read() as conn:
             if conn.dialect.name == "postgresql":
                 rows: Any = conn.execute(
                     _LANES_PG,
-                    {"shard": shard, "queues": names, "classes": list(classes), "k": per_lane},
+                    {
+                        "shard": shard,
+                        "queues": names,
+                        "classes": list(classes),
+                        "k": per_lane,
+                        "held": held,
+                    },
                 )
                 demands, unread = make.lanes(rows, per_lane)
             else:
