@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,28 +16,43 @@ from jobfleet.scheduling.dependencies import dependency_status
 from jobfleet.store.base import CHUNK, StoreBase, insert_many
 from jobfleet.store.cycle import check_stored_gangs
 from jobfleet.store.schema import jobs, queues
-from jobfleet.store.views import job_view
+from jobfleet.store.views import iso, job_view
 
 _UNSET: dict[str, Any] = dict.fromkeys(
     ("shard", "worker", "run_id", "failure", "scheduling_reason", "not_before", "finished_at")
 )
 
 
+Columns = Sequence[Mapping[str, Any]] | None
+
+
 class IntakeOps(StoreBase):
     def submit(
-        self, specs: list[JobSpec], *, retry_of: str | None = None, actor: str = "user"
+        self,
+        specs: list[JobSpec],
+        *,
+        retry_of: str | None = None,
+        actor: str = "user",
+        columns: Columns = None,
     ) -> list[str]:
         """Store `specs` (all or none) and return their job ids, in order.
 
         A spec whose queue + client_id was seen before returns the earlier job's id.
+        `columns` (one mapping per spec) sets more of each row: an array's id and index, a
+        schedule's name and tick.
         """
-        return self._submit(specs, retry_of=retry_of, actor=actor)[0]
+        return self._submit(specs, retry_of=retry_of, actor=actor, columns=columns)[0]
 
     def submit_views(
-        self, specs: list[JobSpec], *, retry_of: str | None = None, actor: str = "user"
+        self,
+        specs: list[JobSpec],
+        *,
+        retry_of: str | None = None,
+        actor: str = "user",
+        columns: Columns = None,
     ) -> list[dict[str, Any]]:
         """Like :meth:`submit`, returning the job objects (built from what was written)."""
-        ids, rows = self._submit(specs, retry_of=retry_of, actor=actor)
+        ids, rows = self._submit(specs, retry_of=retry_of, actor=actor, columns=columns)
         views = {r["id"]: job_view({**_UNSET, **r}) for r in rows}
         for job_id in ids:
             if job_id not in views:
@@ -65,17 +81,24 @@ class IntakeOps(StoreBase):
         return self.submit_views([spec], retry_of=job_id, actor=actor)[0]
 
     def _submit(
-        self, specs: list[JobSpec], *, retry_of: str | None, actor: str
+        self, specs: list[JobSpec], *, retry_of: str | None, actor: str, columns: Columns = None
     ) -> tuple[list[str], list[dict[str, Any]]]:
+        kw: dict[str, Any] = {"retry_of": retry_of, "actor": actor, "columns": columns}
         try:
-            return self._submit_once(specs, retry_of=retry_of, actor=actor, late_lock=True)
+            return self._submit_once(specs, late_lock=True, **kw)
         except sa.exc.IntegrityError:
             # Another submission stored the same queue + client_id meanwhile: with the lock
             # taken first, the second try sees it and returns that job instead.
-            return self._submit_once(specs, retry_of=retry_of, actor=actor, late_lock=False)
+            return self._submit_once(specs, late_lock=False, **kw)
 
     def _submit_once(
-        self, specs: list[JobSpec], *, retry_of: str | None, actor: str, late_lock: bool
+        self,
+        specs: list[JobSpec],
+        *,
+        retry_of: str | None,
+        actor: str,
+        late_lock: bool,
+        columns: Columns = None,
     ) -> tuple[list[str], list[dict[str, Any]]]:
         now = time.time()
         with self.tx(late_lock=late_lock) as conn:  # new rows only: the lock is for the events
@@ -86,7 +109,7 @@ class IntakeOps(StoreBase):
             ids: list[str] = []
             rows: list[dict[str, Any]] = []
             evs: list[dict[str, Any]] = []
-            for spec in specs:
+            for n, spec in enumerate(specs):
                 key = (spec.queue, spec.client_id)
                 if spec.client_id is not None and key in known:
                     ids.append(known[key])
@@ -99,7 +122,8 @@ class IntakeOps(StoreBase):
                     dependency_status(d.after, deps[d.job_id]) != "met" for d in spec.depends_on
                 )
                 step = transition(None, Op.WAIT if waiting else Op.ENQUEUE)
-                rows.append(self._row(job_id, spec, step.target, now, retry_of))
+                row = self._row(job_id, spec, step.target, now, retry_of)
+                rows.append({**row, "principal": actor, **(columns[n] if columns else {})})
                 base = {
                     "job_id": job_id,
                     "run_id": None,
@@ -145,6 +169,12 @@ class IntakeOps(StoreBase):
             "retry_of": retry_of,
             "callback": (spec.callback_events or "terminal") if spec.callback_url else None,
             "ttl": spec.ttl_after_finished,
+            "not_before": spec.not_before,
+            "scheduling_reason": (
+                f"not before {iso(spec.not_before)} (not_before)"
+                if spec.not_before is not None and spec.not_before > now
+                else None
+            ),
             "created_at": now,
             "updated_at": now,
         }
