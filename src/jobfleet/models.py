@@ -7,6 +7,8 @@ Unknown fields are refused; every error names its field. Resources are normalise
 from __future__ import annotations
 
 import re
+import time
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
@@ -24,6 +26,7 @@ MAX_GPU = 64
 MAX_PRIORITY = 10**9
 MAX_BATCH = 10_000
 MAX_TIMEOUT = 365 * 86400.0
+MAX_ARRAY = 10_000
 
 Name = Annotated[str, Field(pattern=NAME_RE)]
 
@@ -66,6 +69,30 @@ class Gang(BaseModel):
     size: int = Field(ge=1, le=10_000)
 
 
+class ArraySpec(BaseModel):
+    """`array: {size, max_parallel}`: one submission of `size` jobs (PRODUCT.md §14.1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(ge=1, le=MAX_ARRAY)
+    max_parallel: int | None = Field(default=None, ge=1, le=MAX_ARRAY)
+
+
+def parse_not_before(v: object) -> float:
+    """An RFC 3339 time, or a duration from now ("10m"), as seconds since the epoch."""
+    if isinstance(v, bool) or not isinstance(v, str | int | float):
+        raise ValueError("not_before is an RFC 3339 time or a duration like '10m'")
+    if isinstance(v, str) and ("T" in v or "-" in v[1:]):
+        try:
+            when = datetime.fromisoformat(v.strip())
+        except ValueError as exc:
+            raise ValueError(f"{v!r} is not an RFC 3339 time (2026-12-05T08:00:00Z)") from exc
+        if when.tzinfo is None:
+            raise ValueError(f"{v!r} has no time zone: add Z or an offset like +01:00")
+        return when.timestamp()
+    return time.time() + min(parse_duration(v), MAX_TIMEOUT)
+
+
 class JobSpec(Bounded):
     """One job as submitted. Only `command` is required. No NUL, lone surrogate, NaN or
     integer past int64 anywhere in it (`jobfleet.inputs`)."""
@@ -100,6 +127,15 @@ class JobSpec(Bounded):
         max_length=100,
         description="files (relative paths or globs) to list on the run after success",
     )
+    array: ArraySpec | None = Field(default=None, description="submit `size` jobs at once")
+    not_before: float | None = Field(
+        default=None, description="RFC 3339 time, or a duration like '10m' from now"
+    )
+
+    @field_validator("not_before", mode="before")
+    @classmethod
+    def _not_before(cls, v: object) -> float | None:
+        return None if v is None else parse_not_before(v)
 
     @field_validator("outputs")
     @classmethod

@@ -80,7 +80,7 @@ class Sync:
     """
 
     assignments: list[Assignment] = field(default_factory=list)
-    orders: dict[str, Literal["cancel", "preempt"]] = field(default_factory=dict)
+    orders: dict[str, Literal["cancel", "preempt", "evict"]] = field(default_factory=dict)
     stop: list[str] = field(default_factory=list)
 
 

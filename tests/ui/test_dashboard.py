@@ -206,7 +206,7 @@ def test_workers_and_overview_show_the_local_worker_and_queue(page: Page, fleet:
     expect(workers.first).to_contain_text(re.compile(r"cgroup2|cgroup1|rlimits|none"))
     expect(page.locator("#shards-table")).to_contain_text("default")
     page.goto(f"{fleet.url}/ui/")
-    expect(page.locator("table.grid")).to_contain_text("default")
+    expect(page.locator("#queues")).to_contain_text("default")
     expect(page.locator("#event-rate")).to_have_text(re.compile(r"[\d.]+/s"))
 
 

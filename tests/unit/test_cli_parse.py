@@ -367,3 +367,17 @@ def test_auth_token_explains_when_there_is_none() -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("error: no token")
     assert "jobfleet up" in result.stderr
+
+
+def test_array_flag_is_size_and_optional_max_parallel() -> None:
+    from jobfleet.cli.specs import build_spec, parse_array
+
+    assert parse_array("100") == {"size": 100}
+    assert parse_array("100%10") == {"size": 100, "max_parallel": 10}
+    assert build_spec(["true"], array="4%2", not_before="10m") == {
+        "command": ["true"],
+        "array": {"size": 4, "max_parallel": 2},
+        "not_before": "10m",
+    }
+    with pytest.raises(ValueError, match="N%M"):
+        parse_array("ten")

@@ -243,3 +243,21 @@ def test_a_partly_read_lane_that_places_nothing_does_not_hold_up_the_others() ->
     low = jobs("b", 3)
     plan = plan_cycle(lanes_of(big + low), {}, workers(1), workers(1), "s", unread=[(100, "a")])
     assert sorted(j for j, _ in plan.placed) == ["b-0", "b-1", "b-2"]
+
+
+def test_an_array_gets_no_more_than_its_room_and_the_rest_say_why() -> None:
+    array = [Demand(f"a-{i}", 1000, GI, queue="q", array="A") for i in range(5)]
+    other = jobs("q", 2)
+    plan = plan_cycle(lanes_of([*array, *other]), {}, workers(2), workers(2), "s", arrays={"A": 2})
+    placed = {j for j, _ in plan.placed}
+    assert placed == {"a-0", "a-1", "q-0", "q-1"}  # the queue goes on past the held elements
+    for held in ("a-2", "a-3", "a-4"):
+        assert "max_parallel" in plan.reasons[held]
+
+
+def test_an_array_without_room_places_nothing_and_one_without_a_limit_is_free() -> None:
+    full = [Demand(f"a-{i}", 1000, GI, queue="q", array="A") for i in range(3)]
+    free = [Demand(f"b-{i}", 1000, GI, queue="q", array="B") for i in range(3)]
+    plan = plan_cycle(lanes_of([*full, *free]), {}, workers(1), workers(1), "s", arrays={"A": 0})
+    assert {j for j, _ in plan.placed} == {"b-0", "b-1", "b-2"}
+    assert all("max_parallel" in plan.reasons[d.job_id] for d in full)

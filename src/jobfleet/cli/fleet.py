@@ -151,6 +151,13 @@ def _pairs(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"
 
 
+def _said(answer: Mapping[str, Any], fmt: str, text: str) -> None:
+    if fmt == "json":
+        output.echo_json(dict(answer))
+    else:
+        click.echo(text)
+
+
 def workers_table(items: Iterable[Mapping[str, Any]], now: datetime) -> Table:
     table = _table(
         "NAME", "SHARD", "STATE", "RUNNING", "ALLOCATED", "CAPACITY", "ISOLATION", "LABELS", "SEEN"
@@ -159,7 +166,7 @@ def workers_table(items: Iterable[Mapping[str, Any]], now: datetime) -> Table:
         table.add_row(
             w["name"],
             w["shard"],
-            w["state"],
+            _state_text(w),
             str(w["running"]),
             _res(w["allocated"]),
             _res(w["capacity"]),
@@ -168,6 +175,17 @@ def workers_table(items: Iterable[Mapping[str, Any]], now: datetime) -> Table:
             output.age(w["last_heartbeat"], now) + " ago",
         )
     return table
+
+
+def _state_text(w: Mapping[str, Any]) -> str:
+    """The state, and for a cordoned or drained worker who asked (and when a drain evicts)."""
+    cordon = w.get("cordon")
+    if not isinstance(cordon, Mapping):
+        return str(w["state"])
+    text = f"{w['state']} (by {cordon.get('requested_by')}"
+    if cordon.get("evict_at"):
+        text += f", evicts at {cordon['evict_at']}"
+    return text + ")"
 
 
 def isolation_text(info: Mapping[str, Any]) -> str:
@@ -201,16 +219,48 @@ def register(cli: click.Group, opt: Decorator) -> None:
     for command in (server, scheduler, worker):
         cli.add_command(command)
 
-    @cli.command("workers")
+    @cli.group("workers", invoke_without_command=True)
     @opt
-    @click.pass_obj
-    def workers(state: CliState, fmt: str) -> None:
-        """List the workers: shard, state, running jobs, allocation, capacity, last heartbeat."""
+    @click.pass_context
+    def workers(ctx: click.Context, fmt: str) -> None:
+        """List the workers: shard, state, running jobs, allocation, capacity, last heartbeat.
+
+        `workers cordon|uncordon|drain NAME` take a worker out of service and back."""
+        if ctx.invoked_subcommand is not None:
+            return
+        state: CliState = ctx.obj
         items = state.client().workers()
         if fmt == "json":
             output.echo_json(items)
         else:
             output.console().print(workers_table(items, datetime.now(UTC)))
+
+    @workers.command("cordon")
+    @click.argument("name")
+    @opt
+    @click.pass_obj
+    def cordon(state: CliState, name: str, fmt: str) -> None:
+        """No new leases for worker NAME; its running jobs go on."""
+        _said(state.client().cordon(name), fmt, f"worker {name} cordoned: it takes no new jobs")
+
+    @workers.command("uncordon")
+    @click.argument("name")
+    @opt
+    @click.pass_obj
+    def uncordon(state: CliState, name: str, fmt: str) -> None:
+        """Worker NAME takes new leases again."""
+        _said(state.client().uncordon(name), fmt, f"worker {name} is READY again")
+
+    @workers.command("drain")
+    @click.argument("name")
+    @click.option("--timeout", metavar="D", help="evict what still runs after D (default 5m)")
+    @opt
+    @click.pass_obj
+    def drain(state: CliState, name: str, timeout: str | None, fmt: str) -> None:
+        """Cordon worker NAME, then evict what still runs after the timeout (retried elsewhere,
+        not counted against the jobs' retries)."""
+        answer = state.client().drain(name, timeout)
+        _said(answer, fmt, f"worker {name} draining: what runs at {answer['evict_at']} is evicted")
 
     @cli.command("shards")
     @opt

@@ -30,7 +30,7 @@ from jobfleet.cli.specs import (
 from jobfleet.client.profile import profile_path, resolve
 from jobfleet.client.sync import TERMINAL_STATES
 from jobfleet.client.sync import JsonClient as Client  # the CLI prints the server's JSON as is
-from jobfleet.errors import JobfleetError, Unauthorized
+from jobfleet.errors import JobfleetError, NotFound, Unauthorized
 
 Json = dict[str, Any]
 OUTPUT = click.option(
@@ -155,6 +155,8 @@ def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
     "default: a fresh one",
 )
 @click.option("--shell", is_flag=True, help="run the command as one string through /bin/sh")
+@click.option("--array", metavar="N[%M]", help="N jobs with indexes 0..N-1, at most M at once")
+@click.option("--not-before", metavar="T", help="start no earlier: RFC 3339 time or 10m")
 @click.option(
     "--wait",
     is_flag=True,
@@ -195,7 +197,19 @@ def submit(
             "or -f jobs.yaml"
         )
     client = state.client()
-    job = client.submit(build_spec(command, **flags))
+    if flags.get("array") and wait:
+        raise click.UsageError("--wait waits for one job; it does not combine with --array")
+    try:
+        spec = build_spec(command, **flags)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    job = client.submit(spec)
+    if "jobs" in job and "array_id" in job:  # §14.1: an array answers its id and its jobs
+        if fmt == "json":
+            output.echo_json(job)
+        else:
+            click.echo(job["array_id"])
+        return
     if not wait:
         if fmt == "json":
             output.echo_json(job)
@@ -286,6 +300,7 @@ def get(state: CliState, job_id: str, fmt: str) -> None:
 @cli.command("list")
 @click.option("--queue", metavar="Q", help="only jobs of this queue")
 @click.option("--job-set", metavar="S", help="only jobs of this job set")
+@click.option("--array", "array_id", metavar="ID", help="only the jobs of this job array")
 @click.option("--state", "state_", metavar="S", help="only jobs in this state, e.g. running")
 @click.option(
     "--label",
@@ -313,6 +328,7 @@ def list_jobs(
     state: CliState,
     queue: str | None,
     job_set: str | None,
+    array_id: str | None,
     state_: str | None,
     labels: dict[str, str],
     text: str | None,
@@ -328,6 +344,7 @@ def list_jobs(
         "state": state_.upper() if state_ else None,
         "label": [f"{k}={v}" for k, v in labels.items()] or None,
         "q": text,
+        "array_id": array_id,
     }
     more = False
     if all_ or limit > 1000:
@@ -395,7 +412,21 @@ def cancel(
 
 
 def _cancel_job(client: Client, job_id: str, reason: str | None, fmt: str) -> None:
-    job = client.cancel(job_id, reason)
+    try:
+        job = client.cancel(job_id, reason)
+    except NotFound:
+        try:  # an array id (§14.1): cancel the array's unfinished jobs
+            answer = client.cancel_array(job_id, reason)
+        except NotFound:
+            raise NotFound(f"no job or array {job_id!r}") from None
+        if fmt == "json":
+            output.echo_json(answer)
+        else:
+            click.echo(
+                f"array {job_id}: {answer.get('cancelled', 0)} cancelled, "
+                f"{answer.get('cancel_requested', 0)} cancel requested"
+            )
+        return
     if fmt == "json":
         output.echo_json(job)
     elif job.get("state") == "CANCELLED":
@@ -553,13 +584,15 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from jobfleet.cli import actions, authcmd, fleet, queues, serve
+    from jobfleet.cli import actions, authcmd, fleet, queues, schedules, serve, usage
 
     serve.register(cli)
     actions.register(cli, OUTPUT)
     authcmd.register(auth, OUTPUT)
     fleet.register(cli, OUTPUT)
     queues.register(cli, OUTPUT)
+    usage.register(cli)
+    schedules.register(cli)
 
 
 _register_commands()

@@ -45,6 +45,8 @@ def build_spec(
     working_dir: str | None = None,
     labels: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
+    array: str | None = None,
+    not_before: str | None = None,
 ) -> dict[str, Any]:
     """The spec the flags of `jobfleet submit` describe; fields not given are left out."""
     spec: dict[str, Any] = {}
@@ -74,7 +76,23 @@ def build_spec(
         spec["labels"] = dict(labels)
     if env:
         spec["env"] = dict(env)
+    if array is not None:
+        spec["array"] = parse_array(array)
+    if not_before is not None:
+        spec["not_before"] = not_before
     return spec
+
+
+def parse_array(text: str) -> dict[str, int]:
+    """`N` or `N%M` (Slurm's --array size%max_parallel) as the spec's `array` field."""
+    size, sep, most = text.partition("%")
+    try:
+        out = {"size": int(size)}
+        if sep:
+            out["max_parallel"] = int(most)
+    except ValueError as exc:
+        raise ValueError(f"--array {text!r}: give N or N%M (e.g. 100%10)") from exc
+    return out
 
 
 def merge_defaults(spec: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:

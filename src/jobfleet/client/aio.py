@@ -100,8 +100,11 @@ class AsyncClient(BaseClient):
         q: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        array_id: str | None = None,
+        schedule: str | None = None,
     ) -> JobPage:
-        call = calls.list(queue, job_set, state, label, q, limit, cursor)
+        call = calls.list(queue, job_set, state, label, q, limit, cursor, array_id, schedule)
         return self._codec.page(await self._send(call))
 
     async def iter_jobs(
@@ -112,11 +115,16 @@ class AsyncClient(BaseClient):
         label: str | Sequence[str] | None = None,
         q: str | None = None,
         page_size: int = 1000,
+        *,
+        array_id: str | None = None,
+        schedule: str | None = None,
     ) -> AsyncIterator[Job]:
         """Every matching job, page after page."""
         cursor: str | None = None
         while True:
-            call = calls.list(queue, job_set, state, label, q, page_size, cursor)
+            call = calls.list(
+                queue, job_set, state, label, q, page_size, cursor, array_id, schedule
+            )
             page = await self._send(call)
             for job in items(page):
                 yield self._codec.job(job)
@@ -275,6 +283,63 @@ class AsyncClient(BaseClient):
 
     async def whoami(self) -> Json:
         return await self._send(calls.whoami())
+
+    # -- arrays, schedules, usage, operating workers (PRODUCT.md §14) --------------------------
+
+    async def submit_array(
+        self, spec: SpecLike, size: int, max_parallel: int | None = None, **fields: Any
+    ) -> tuple[str, builtins.list[Job]]:
+        """Submit `size` jobs of one spec; returns (array id, its jobs by index)."""
+        call = calls.submit_array(job_spec(spec, fields, "submit_array()"), size, max_parallel)
+        answer = await self._send(call)
+        return str(answer["array_id"]), [self._codec.job(j) for j in items(answer, "jobs")]
+
+    async def get_array(self, array_id: str) -> Json:
+        return await self._send(calls.get_array(array_id))
+
+    async def cancel_array(self, array_id: str, reason: str | None = None) -> Json:
+        return await self._send(calls.cancel_array(array_id, reason))
+
+    async def cordon(self, worker: str) -> Json:
+        return await self._send(calls.cordon(worker))
+
+    async def uncordon(self, worker: str) -> Json:
+        return await self._send(calls.uncordon(worker))
+
+    async def drain(self, worker: str, timeout: str | float | None = None) -> Json:
+        return await self._send(calls.drain(worker, timeout))
+
+    async def usage(
+        self, since: str | None = None, until: str | None = None, group_by: str = "queue"
+    ) -> JsonList:
+        return await self._send(calls.usage(since, until, group_by))
+
+    async def create_schedule(self, name: str, job: Mapping[str, Any], **fields: Any) -> Json:
+        return await self._send(calls.create_schedule(name, job, fields))
+
+    async def schedules(self) -> JsonList:
+        return await self._send(calls.schedules())
+
+    async def get_schedule(self, name: str) -> Json:
+        return await self._send(calls.get_schedule(name))
+
+    async def update_schedule(self, name: str, **changes: Any) -> Json:
+        return await self._send(calls.update_schedule(name, changes))
+
+    async def delete_schedule(self, name: str) -> None:
+        await self._send(calls.delete_schedule(name))
+
+    async def schedule_action(self, name: str, action: str) -> Json:
+        return await self._send(calls.schedule_action(name, action))
+
+    async def pause_schedule(self, name: str) -> Json:
+        return await self._send(calls.schedule_action(name, "pause"))
+
+    async def resume_schedule(self, name: str) -> Json:
+        return await self._send(calls.schedule_action(name, "resume"))
+
+    async def trigger_schedule(self, name: str) -> Job:
+        return self._codec.job(await self._send(calls.schedule_action(name, "trigger")))
 
     # -- I/O ----------------------------------------------------------------------------------
 

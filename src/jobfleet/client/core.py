@@ -281,8 +281,11 @@ class calls:  # a namespace: `calls.get(job_id)` reads as the operation it build
         q: str | None,
         limit: int,
         cursor: str | None,
+        array_id: str | None = None,
+        schedule: str | None = None,
     ) -> Call[Json]:
         query = params(queue=queue, job_set=job_set, state=state, label=label, q=q, cursor=cursor)
+        query.update(params(array_id=array_id, schedule=schedule))
         query["limit"] = str(limit)
         return Call("GET", "/v1/jobs", decode_object, params=query)
 
@@ -393,6 +396,69 @@ class calls:  # a namespace: `calls.get(job_id)` reads as the operation it build
     @staticmethod
     def whoami() -> Call[Json]:
         return Call("GET", "/v1/auth/whoami", decode_object)
+
+    # arrays, schedules, usage, operating workers (PRODUCT.md §14)
+
+    @staticmethod
+    def submit_array(spec: Json, size: int, max_parallel: int | None) -> Call[Json]:
+        array: Json = {"size": size}
+        if max_parallel:
+            array["max_parallel"] = max_parallel
+        return Call("POST", "/v1/jobs", decode_object, body={**spec, "array": array})
+
+    @staticmethod
+    def get_array(array_id: str) -> Call[Json]:
+        return Call("GET", f"/v1/arrays/{_seg(array_id)}", decode_object)
+
+    @staticmethod
+    def cancel_array(array_id: str, reason: str | None) -> Call[Json]:
+        body = {"reason": reason} if reason else None
+        return Call("POST", f"/v1/arrays/{_seg(array_id)}/cancel", decode_object, body=body)
+
+    @staticmethod
+    def cordon(worker: str) -> Call[Json]:
+        return Call("POST", f"/v1/workers/{_seg(worker)}/cordon", decode_object)
+
+    @staticmethod
+    def uncordon(worker: str) -> Call[Json]:
+        return Call("POST", f"/v1/workers/{_seg(worker)}/uncordon", decode_object)
+
+    @staticmethod
+    def drain(worker: str, timeout: str | float | None) -> Call[Json]:
+        body = {"timeout": timeout} if timeout is not None else None
+        return Call("POST", f"/v1/workers/{_seg(worker)}/drain", decode_object, body=body)
+
+    @staticmethod
+    def usage(since: str | None, until: str | None, group_by: str) -> Call[JsonList]:
+        query = params(since=since, until=until, group_by=group_by)
+        return Call("GET", "/v1/usage", _items_of("items"), params=query)
+
+    @staticmethod
+    def create_schedule(name: str, job: Mapping[str, Any], fields: Mapping[str, Any]) -> Call[Json]:
+        body = {"name": name, "job": dict(job), **fields}
+        return Call("POST", "/v1/schedules", decode_object, body=body)
+
+    @staticmethod
+    def schedules() -> Call[JsonList]:
+        return Call("GET", "/v1/schedules", _items_of("items"))
+
+    @staticmethod
+    def get_schedule(name: str) -> Call[Json]:
+        return Call("GET", f"/v1/schedules/{_seg(name)}", decode_object)
+
+    @staticmethod
+    def update_schedule(name: str, changes: Mapping[str, Any]) -> Call[Json]:
+        path = f"/v1/schedules/{_seg(name)}"
+        return Call("PATCH", path, decode_object, body=dict(changes))
+
+    @staticmethod
+    def delete_schedule(name: str) -> Call[None]:
+        return Call("DELETE", f"/v1/schedules/{_seg(name)}", _nothing)
+
+    @staticmethod
+    def schedule_action(name: str, action: str) -> Call[Json]:
+        """pause, resume or trigger (trigger answers the job it submitted)."""
+        return Call("POST", f"/v1/schedules/{_seg(name)}/{_seg(action)}", decode_object)
 
 
 # -- the job spec of submit -------------------------------------------------------------------

@@ -79,6 +79,10 @@ class Job(Model):
     priority: int = 0
     spec: dict[str, Any] = Field(default_factory=dict)
     runs: list[Run] = Field(default_factory=list)
+    array_id: str | None = None
+    array_index: int | None = None
+    schedule: str | None = None
+    scheduled_for: datetime | None = None
     failure: FailureInfo | None = None
     actions: list[Action] = Field(default_factory=list)
     cancel_requested: bool = False

@@ -126,9 +126,13 @@ class SyncClient(BaseClient, Generic[JobT, PageT, EventT, EntryT]):
         q: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        array_id: str | None = None,
+        schedule: str | None = None,
     ) -> PageT:
-        """One page, newest first (`items`, `next_cursor`: pass it as `cursor` for the next)."""
-        call = calls.list(queue, job_set, state, label, q, limit, cursor)
+        """One page, newest first (`items`, `next_cursor`: pass it as `cursor` for the next).
+        `array_id` and `schedule` narrow it to one job array's or one schedule's jobs."""
+        call = calls.list(queue, job_set, state, label, q, limit, cursor, array_id, schedule)
         return self._codec.page(self._send(call))
 
     def iter_jobs(
@@ -139,11 +143,17 @@ class SyncClient(BaseClient, Generic[JobT, PageT, EventT, EntryT]):
         label: str | Sequence[str] | None = None,
         q: str | None = None,
         page_size: int = 1000,
+        *,
+        array_id: str | None = None,
+        schedule: str | None = None,
     ) -> Iterator[JobT]:
         """Every matching job, fetching page after page as you iterate."""
         cursor: str | None = None
         while True:
-            page = self._send(calls.list(queue, job_set, state, label, q, page_size, cursor))
+            call = calls.list(
+                queue, job_set, state, label, q, page_size, cursor, array_id, schedule
+            )
+            page = self._send(call)
             for job in items(page):
                 yield self._codec.job(job)
             cursor = page.get("next_cursor")
@@ -317,6 +327,72 @@ class SyncClient(BaseClient, Generic[JobT, PageT, EventT, EntryT]):
     def whoami(self) -> Json:
         """The principal of this client's token: name, kind, admin, grants."""
         return self._send(calls.whoami())
+
+    # -- arrays, schedules, usage, operating workers (PRODUCT.md §14) --------------------------
+
+    def submit_array(
+        self, spec: SpecLike, size: int, max_parallel: int | None = None, **fields: Any
+    ) -> tuple[str, builtins.list[JobT]]:
+        """Submit `size` jobs of one spec (indexes 0..size-1), at most `max_parallel` running
+        at once; returns (the array id, its jobs by index)."""
+        call = calls.submit_array(job_spec(spec, fields, "submit_array()"), size, max_parallel)
+        answer = self._send(call)
+        return str(answer["array_id"]), [self._codec.job(j) for j in items(answer, "jobs")]
+
+    def get_array(self, array_id: str) -> Json:
+        """{"array_id", "size", "max_parallel", "counts": {state: n}, "jobs_url", ...}."""
+        return self._send(calls.get_array(array_id))
+
+    def cancel_array(self, array_id: str, reason: str | None = None) -> Json:
+        """Cancel the array's unfinished jobs; {"cancelled": n, "cancel_requested": n}."""
+        return self._send(calls.cancel_array(array_id, reason))
+
+    def cordon(self, worker: str) -> Json:
+        """No new leases for the worker; its running jobs go on."""
+        return self._send(calls.cordon(worker))
+
+    def uncordon(self, worker: str) -> Json:
+        return self._send(calls.uncordon(worker))
+
+    def drain(self, worker: str, timeout: str | float | None = None) -> Json:
+        """Cordon, then evict what still runs after `timeout` (retried elsewhere, uncounted)."""
+        return self._send(calls.drain(worker, timeout))
+
+    def usage(
+        self, since: str | None = None, until: str | None = None, group_by: str = "queue"
+    ) -> JsonList:
+        """Resources times time of runs in a window, per group (§14.3)."""
+        return self._send(calls.usage(since, until, group_by))
+
+    def create_schedule(self, name: str, job: Mapping[str, Any], **fields: Any) -> Json:
+        """cron or every, timezone, overlap, catchup, paused (§14.2)."""
+        return self._send(calls.create_schedule(name, job, fields))
+
+    def schedules(self) -> JsonList:
+        return self._send(calls.schedules())
+
+    def get_schedule(self, name: str) -> Json:
+        return self._send(calls.get_schedule(name))
+
+    def update_schedule(self, name: str, **changes: Any) -> Json:
+        return self._send(calls.update_schedule(name, changes))
+
+    def delete_schedule(self, name: str) -> None:
+        self._send(calls.delete_schedule(name))
+
+    def schedule_action(self, name: str, action: str) -> Json:
+        """pause, resume or trigger (trigger answers the job it submitted)."""
+        return self._send(calls.schedule_action(name, action))
+
+    def pause_schedule(self, name: str) -> Json:
+        return self._send(calls.schedule_action(name, "pause"))
+
+    def resume_schedule(self, name: str) -> Json:
+        return self._send(calls.schedule_action(name, "resume"))
+
+    def trigger_schedule(self, name: str) -> JobT:
+        """Submit the schedule's job now; the job."""
+        return self._codec.job(self._send(calls.schedule_action(name, "trigger")))
 
     # -- I/O ----------------------------------------------------------------------------------
 

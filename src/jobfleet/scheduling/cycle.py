@@ -3,7 +3,8 @@
 Order: higher priority classes first; within a class, the queue with the lowest weighted
 dominant share gets the next placement (`fairshare.py`); within a queue, the order the
 snapshot gives (higher `priority` first, then submit order). Queue limits hold jobs back; a
-gang is placed whole or not at all; a job placed takes room on the best-fitting worker
+gang is placed whole or not at all; no more jobs of a job array than its `max_parallel` hold a
+lease at once; a job placed takes room on the best-fitting worker
 (`fit.py`). Every job looked at and not placed gets a reason a person understands.
 
 The snapshot is a set of *lanes*: the pending jobs of one queue in one priority class, in
@@ -69,6 +70,7 @@ def plan_cycle(
     reserved: Mapping[str, int] | None = None,
     max_placements: int = 10_000,
     unread: Iterable[Lane] = (),
+    arrays: Mapping[str, int] | None = None,
 ) -> CyclePlan:
     """Decide this cycle's placements. `queues` is not changed (copies are used).
 
@@ -79,7 +81,8 @@ def plan_cycle(
     take that room once the victims have gone (they would only be preempted again).
     `unread` names lanes whose jobs were not all read (only the head): when such a lane runs
     out after placing jobs, the cycle ends there, since placing other lanes' jobs would pass
-    over its unread ones (the next cycle reads on).
+    over its unread ones (the next cycle reads on). `arrays` maps a job array with a
+    `max_parallel` to how many more of its jobs may be leased now.
     """
     return _Cycle(
         lanes,
@@ -92,6 +95,7 @@ def plan_cycle(
         max_placements,
         reserved or {},
         frozenset(unread),
+        arrays or {},
     ).run()
 
 
@@ -108,8 +112,10 @@ class _Cycle:
         max_placements: int,
         reserved: Mapping[str, int],
         unread: frozenset[Lane] = frozenset(),
+        arrays: Mapping[str, int] | None = None,
     ) -> None:
         self.lanes = lanes
+        self.arrays = dict(arrays or {})  # array id -> jobs of it that may still be leased
         self.unread = unread
         self.cut = False  # a lane with unread jobs ran out: the cycle ends
         self.took: set[Lane] = set()  # lanes that placed a job this cycle
@@ -176,6 +182,10 @@ class _Cycle:
         members = self._members(d)
         if members is None:
             return True
+        full = self._array_full(d)
+        if full:
+            self._reason(members, full)
+            return True  # the queue goes on: its other jobs are not held back
         queue = self.queues[q]
         limit = count_limit(queue, len(members))
         if limit and queue.running >= (queue.max_running_jobs or 0):
@@ -196,8 +206,19 @@ class _Cycle:
         for m, worker in zip(members, taken, strict=True):
             queue.add(m)
             self.plan.placed.append((m.job_id, worker))
+            if m.array in self.arrays:
+                self.arrays[m.array] -= 1
         self.skips[q] = 0
         return True
+
+    def _array_full(self, d: Demand) -> str | None:
+        """Why `d` may not start now: its array already has max_parallel jobs leased."""
+        if d.array is None or self.arrays.get(d.array, 1) > 0:
+            return None
+        return (
+            f"array {d.array}: max_parallel reached (that many of its jobs are leased or "
+            "running); the next starts when one ends"
+        )
 
     def _members(self, d: Demand) -> list[Demand] | None:
         """`[d]`, or its whole gang; None if the gang is not all there (with reasons)."""
@@ -263,7 +284,10 @@ class _Cycle:
             for d in jobs[start : start + window]:
                 if d.job_id in self.done:
                     continue
-                if d.queue in self.blocked:
+                full = self._array_full(d)
+                if full:
+                    self.plan.reasons[d.job_id] = full
+                elif d.queue in self.blocked:
                     self.plan.reasons[d.job_id] = self.blocked[d.queue]
                 elif out_of_turns:
                     self.plan.reasons[d.job_id] = turn

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from jobfleet.errors import NotLeader
 from jobfleet.protocol import Capacity
 from jobfleet.scheduling.cycle import CyclePlan, lanes_of, plan_cycle
-from jobfleet.scheduling.placement import Room
+from jobfleet.scheduling.placement import Demand, Room
 from jobfleet.scheduling.preemption import plan_preemptions
 from jobfleet.scheduling.routing import ShardState, explain, reroute, route
 
@@ -66,6 +66,7 @@ class Scheduler:
         # Preemptor job id -> (worker, its class priority, until): that worker's room is kept
         # for it while its victims stop, so lower-class jobs do not backfill it.
         self._nominated: dict[str, tuple[str, int, float]] = {}
+        self._held_arrays: set[str] = set()  # job arrays at max_parallel after the last cycle
         self._thread = threading.Thread(target=self._loop, name="jobfleet-scheduler", daemon=True)
 
     def start(self) -> None:
@@ -136,6 +137,8 @@ class Scheduler:
         if housekeeping:
             moved += self.store.expire_leases() + self.store.resolve_dependencies()
             self.store.break_gangs()
+            moved += self.store.fire_schedules()  # §14.2: the leader fires the due ticks
+            self.store.roll_up_usage()  # §14.3: the hours that are over, a chunk at a time
             self._next_housekeeping = time.monotonic() + self.housekeeping_every
         states = self.store.shard_states(fresh_after=time.time() - self.lease_timeout)
         moved += self._route(states, housekeeping)
@@ -177,11 +180,16 @@ class Scheduler:
     def _place(self, shard: str, free: list[Room], totals: list[Room]) -> int:
         """Read the lanes' heads, plan the cycle (pure), lease, preempt, write the reasons."""
         queues = self.store.queue_states()
+        # Arrays held at max_parallel last cycle stay out of the lanes' heads while they are
+        # still full: their jobs would fill the heads and hide the queue's other jobs.
+        held = {a for a, n in self.store.array_room(self._held_arrays).items() if n <= 0}
         demands, gangs, unread = self.store.lanes(
-            shard, sorted(queues), self.classes, per_lane=PER_LANE
+            shard, sorted(queues), self.classes, per_lane=PER_LANE, held=held
         )
+        self._held_arrays = held
         if not demands:
             return 0
+        arrays = self.store.array_room(d.array for d in demands if d.array is not None)
         plan = plan_cycle(
             lanes_of(demands),
             queues,
@@ -193,7 +201,9 @@ class Scheduler:
             reserved=self._reserved(),
             max_placements=MAX_PLACEMENTS,
             unread=unread,
+            arrays=arrays,
         )
+        self._held_arrays |= _full_after(arrays, demands, plan.placed)
         leased = self.store.lease(shard, plan.placed, lease_timeout=self.lease_timeout)
         if leased and (unread or len(plan.placed) >= MAX_PLACEMENTS):
             self._more = True
@@ -249,6 +259,18 @@ class Scheduler:
             job_id: f"waiting for {e.waiting_for} preempted jobs to stop on worker {e.worker}"
             for job_id, e in evictions.items()
         }
+
+
+def _full_after(
+    arrays: dict[str, int], demands: list[Demand], placed: list[tuple[str, str]]
+) -> set[str]:
+    """The arrays with no room left once this cycle's placements are made."""
+    left = dict(arrays)
+    array_of = {d.job_id: d.array for d in demands if d.array in left}
+    for job_id, _ in placed:
+        if job_id in array_of:
+            left[str(array_of[job_id])] -= 1
+    return {a for a, n in left.items() if n <= 0}
 
 
 def _largest(totals: list[Room]) -> Capacity | None:

@@ -21,6 +21,7 @@ class Demand:
     class_priority: int = 0  # of its priority class: higher classes are placed first
     gang: str | None = None
     gang_size: int = 1
+    array: str | None = None  # its job array: at most max_parallel of them run at once
 
 
 @dataclass(slots=True)

@@ -21,7 +21,9 @@ from jobfleet.server.deps import Services
 from jobfleet.server.guard import InputGuard
 from jobfleet.server.notify import Broadcaster
 from jobfleet.server.routes import (
+    arrays,
     callbacks,
+    cordons,
     events,
     fleet,
     health,
@@ -30,6 +32,8 @@ from jobfleet.server.routes import (
     metrics,
     principals,
     queues,
+    schedules,
+    usage,
 )
 from jobfleet.server.routes import failures as failure_routes
 from jobfleet.store import Store
@@ -103,6 +107,8 @@ def create_app(store: Store, settings: Settings, files: RunFiles) -> FastAPI:
     app.add_middleware(ClosingStreams, shutdown=app.state.shutdown)
     for module in (health, jobs, events, logs, callbacks, metrics, principals, fleet, queues):
         app.include_router(module.router)
+    for extra in (arrays, cordons, usage, schedules):
+        app.include_router(extra.router)
     app.include_router(failure_routes.router)
     install_dashboard(app)
     openapi.install(app)

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
 
 from jobfleet.models import JobSpec
+from jobfleet.scheduling.periodic import ScheduleSpec
 from jobfleet.server import schemas
 from jobfleet.server.auth import BEARER
 
@@ -59,6 +60,20 @@ OPERATION_IDS = {
     "ship_logs": "shipRunLogs",
     "set_state": "setWorkerState",
     "metrics": "getMetrics",
+    "get_array": "getArray",
+    "cancel_array": "cancelArray",
+    "cordon": "cordonWorker",
+    "uncordon": "uncordonWorker",
+    "drain": "drainWorker",
+    "usage": "getUsage",
+    "create": "createSchedule",
+    "list_schedules": "listSchedules",
+    "get_schedule": "getSchedule",
+    "update": "updateSchedule",
+    "delete": "deleteSchedule",
+    "pause": "pauseSchedule",
+    "resume": "resumeSchedule",
+    "trigger": "triggerSchedule",
 }
 
 ERRORS = {
@@ -141,6 +156,7 @@ def _add_components(schema: dict[str, Any]) -> None:
     found = components.setdefault("schemas", {})
     added: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         (JobSpec, "validation"),  # a request body: the submit route parses it itself
+        (ScheduleSpec, "validation"),  # the same for the schedules' create route
         (schemas.Problem, "serialization"),
     ]
     for model, mode in added:

@@ -106,6 +106,10 @@ class Job(_Doc):
     retry_of: str | None
     client_id: str | None
     not_before: Time | None
+    array_id: str | None = Field(description="the job array it belongs to (docs/arrays.md)")
+    array_index: int | None = Field(description="its index in the array, 0 to size-1")
+    schedule: str | None = Field(description="the schedule that submitted it")
+    scheduled_for: Time | None = Field(description="the schedule's tick it was submitted for")
     created_at: Time
     updated_at: Time
     finished_at: Time | None
@@ -115,6 +119,32 @@ class JobBatch(_Doc):
     """The answer to a batch submit: the jobs, in the order of the request."""
 
     jobs: list[Job]
+
+
+class ArraySubmitted(_Doc):
+    """The answer to the submit of an array (a spec with `array`): its id and its jobs by
+    index."""
+
+    array_id: str
+    jobs: list[Job]
+
+
+class Array(_Doc):
+    """A job array: its size, `max_parallel` and its jobs' counts by state."""
+
+    array_id: str
+    queue: str
+    job_set: str
+    size: int
+    max_parallel: int | None
+    counts: dict[str, int] = Field(description="state -> number of its jobs in it")
+    jobs_url: str = Field(description="the list of its jobs: /v1/jobs?array_id=…")
+
+
+class ArrayCancelled(_Doc):
+    array_id: str
+    cancelled: int = Field(description="jobs cancelled at once (not running)")
+    cancel_requested: int = Field(description="running jobs asked to stop")
 
 
 class JobPage(_Doc):
@@ -220,12 +250,31 @@ class Reprioritized(_Doc):
     reprioritized: int
 
 
+class Cordon(_Doc):
+    """An operator's cordon or drain of a worker (docs/workers.md)."""
+
+    state: Literal["CORDONED", "DRAINING"]
+    requested_by: str = Field(description="the principal that asked")
+    since: Time | None
+    evict_at: Time | None = Field(description="a drain: when what still runs is evicted")
+
+
+class WorkerCordon(_Doc):
+    """The answer to cordon, uncordon and drain: the worker's state now, and who asked."""
+
+    name: str
+    state: Literal["READY", "CORDONED", "DRAINING"]
+    requested_by: str
+    since: Time | None = None
+    evict_at: Time | None = None
+
+
 class Worker(_Doc):
     """A worker: its shard, state, capacity, what its runs hold, its last heartbeat."""
 
     name: str
     shard: str
-    state: Literal["READY", "DRAINING", "OFFLINE", "UNREACHABLE"]
+    state: Literal["READY", "CORDONED", "DRAINING", "OFFLINE", "UNREACHABLE"]
     capacity: ResourceAmounts
     allocated: ResourceAmounts
     running: int
@@ -233,6 +282,7 @@ class Worker(_Doc):
     last_heartbeat: Time
     registered_at: Time
     info: dict[str, Any]
+    cordon: Cordon | None = Field(description="set while an operator cordons or drains it")
 
 
 class WorkerList(_Doc):
@@ -341,6 +391,57 @@ class LogAck(_Doc):
 class WorkerStateAnswer(_Doc):
     name: str
     state: Literal["READY", "DRAINING", "OFFLINE"]
+
+
+class ScheduleLastJob(_Doc):
+    id: str
+    state: JobState
+    scheduled_for: Time | None
+
+
+class Schedule(_Doc):
+    """A schedule: a job spec submitted on each tick of `cron` or `every` (docs/schedules.md)."""
+
+    name: str
+    cron: str | None
+    every: float | None = Field(description="seconds between ticks")
+    timezone: str
+    job: dict[str, Any] = Field(description="the job spec submitted on each tick")
+    overlap: Literal["allow", "skip", "cancel_previous"]
+    catchup: Literal["none", "one"]
+    paused: bool
+    next_tick: Time | None
+    last_tick: Time | None
+    last_job: ScheduleLastJob | None
+    created_by: str
+    created_at: Time
+    updated_at: Time
+
+
+class ScheduleList(_Doc):
+    items: list[Schedule]
+
+
+class UsageItem(_Doc):
+    """One group's use over the window: resources reserved times the time they were held."""
+
+    group: str | None = Field(description="the queue, job set, principal, worker or shard")
+    runs: int
+    succeeded: int
+    failed: int
+    cpu_seconds: float
+    memory_gib_seconds: float
+    gpu_seconds: float
+    wall_seconds: float
+
+
+class Usage(_Doc):
+    """Usage over a window, per group, largest CPU use first (docs/usage.md)."""
+
+    since: Time
+    until: Time
+    group_by: Literal["queue", "job_set", "principal", "worker", "shard"]
+    items: list[UsageItem]
 
 
 class Health(_Doc):

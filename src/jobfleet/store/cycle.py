@@ -66,19 +66,21 @@ _LANES_PG = sa.text(
         CROSS JOIN unnest(CAST(:classes AS text[])) AS c(name)
         CROSS JOIN LATERAL (
           SELECT seq, neg_priority, id, cpu_milli, memory, gpu, queue, priority_class,
-                 gang_id, gang_size, avoid_workers, spec->'selector' AS selector
+                 gang_id, gang_size, avoid_workers, spec->'selector' AS selector, array_id
             FROM jobs
            WHERE state = 'SCHEDULED' AND shard = :shard AND queue = q.name
              AND priority_class = c.name
+             AND (array_id IS NULL OR NOT array_id = ANY(CAST(:held AS text[])))
            ORDER BY neg_priority, seq LIMIT :k) j
       UNION ALL
       SELECT j.* FROM unnest(CAST(:queues AS text[])) AS q(name)
         CROSS JOIN LATERAL (
           SELECT seq, neg_priority, id, cpu_milli, memory, gpu, queue, priority_class,
-                 gang_id, gang_size, avoid_workers, spec->'selector' AS selector
+                 gang_id, gang_size, avoid_workers, spec->'selector' AS selector, array_id
             FROM jobs
            WHERE state = 'SCHEDULED' AND shard = :shard AND queue = q.name
              AND priority_class IS NULL
+             AND (array_id IS NULL OR NOT array_id = ANY(CAST(:held AS text[])))
            ORDER BY neg_priority, seq LIMIT :k) j
     ) lanes
     ORDER BY queue, priority_class NULLS LAST, neg_priority, seq
@@ -127,7 +129,7 @@ class _DemandMaker:
     def __call__(self, r: Any) -> Demand:
         # A row of the lanes' columns (`cols` in `lanes`, the same order in _LANES_PG), read
         # as a tuple: access by name costs more, and a cycle reads PER_LANE rows of each lane.
-        _, _, job_id, cpu, memory, gpu, queue, cls, gang, size, avoid, selector = r
+        _, _, job_id, cpu, memory, gpu, queue, cls, gang, size, avoid, selector, array_id = r
         level = self.levels.get(cls)
         if level is None:
             level = self.level(cls)
@@ -142,6 +144,7 @@ class _DemandMaker:
             level,
             gang,
             size or 1,
+            array_id,
         )
 
     def lanes(self, rows: Iterable[Any], per_lane: int) -> tuple[list[Demand], set[Lane]]:
@@ -192,7 +195,13 @@ class CycleOps(StoreBase):
         return out
 
     def lanes(
-        self, shard: str, names: list[str], classes: Classes, *, per_lane: int = 200
+        self,
+        shard: str,
+        names: list[str],
+        classes: Classes,
+        *,
+        per_lane: int = 200,
+        held: Iterable[str] = (),
     ) -> tuple[list[Demand], dict[str, list[Demand]], set[Lane]]:
         """The head of every lane (queue x priority class) of the shard's queue, in placement
         order; every SCHEDULED member in the shard of each gang met there; and the lanes with
@@ -214,14 +223,24 @@ class CycleOps(StoreBase):
             jobs.c.gang_size,
             jobs.c.avoid_workers,
             jobs.c.spec["selector"].label("selector"),
+            jobs.c.array_id,
         )
-        base = (in_state(JobState.SCHEDULED), jobs.c.shard == shard)
+        held = sorted(held)  # job arrays at max_parallel: their jobs would only fill the heads
+        base: tuple[Any, ...] = (in_state(JobState.SCHEDULED), jobs.c.shard == shard)
+        if held:
+            base += (sa.or_(jobs.c.array_id.is_(None), jobs.c.array_id.not_in(held)),)
         make = _DemandMaker(classes)
         with self.read() as conn:
             if conn.dialect.name == "postgresql":
                 rows: Any = conn.execute(
                     _LANES_PG,
-                    {"shard": shard, "queues": names, "classes": list(classes), "k": per_lane},
+                    {
+                        "shard": shard,
+                        "queues": names,
+                        "classes": list(classes),
+                        "k": per_lane,
+                        "held": held,
+                    },
                 )
                 demands, unread = make.lanes(rows, per_lane)
             else:

@@ -39,6 +39,8 @@ ROW_COLUMNS = (
     jobs.c.updated_at,
     jobs.c.finished_at,
     jobs.c.spec["command"].label("command"),
+    jobs.c.array_id,
+    jobs.c.array_index,
 )
 LIVE = [s.value for s in JobState if not s.terminal]
 FINAL = [s.value for s in JobState if s.terminal]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -19,7 +20,7 @@ from jobfleet.store.base import CHUNK, StoreBase, insert_many
 from jobfleet.store.cycle import check_stored_gangs
 from jobfleet.store.group import GroupCommit
 from jobfleet.store.schema import jobs, queues
-from jobfleet.store.views import job_view
+from jobfleet.store.views import iso, job_view
 
 _GROUP_LOCK = threading.Lock()
 _WAIT = transition(None, Op.WAIT)
@@ -40,15 +41,25 @@ _UNSET: dict[str, Any] = dict.fromkeys(
 )
 
 
+Columns = Sequence[Mapping[str, Any]] | None
+
+
 class IntakeOps(StoreBase):
     def submit(
-        self, specs: list[JobSpec], *, retry_of: str | None = None, actor: str = "user"
+        self,
+        specs: list[JobSpec],
+        *,
+        retry_of: str | None = None,
+        actor: str = "user",
+        columns: Columns = None,
     ) -> list[str]:
         """Store `specs` (all or none) and return their job ids, in order.
 
         A spec whose queue + client_id was seen before returns the earlier job's id.
+        `columns` (one mapping per spec) sets more of each row: an array's id and index, a
+        schedule's name and tick.
         """
-        return self._submit(specs, retry_of=retry_of, actor=actor)[0]
+        return self._submit(specs, retry_of=retry_of, actor=actor, columns=columns)[0]
 
     def submit_views(
         self,
@@ -57,12 +68,16 @@ class IntakeOps(StoreBase):
         retry_of: str | None = None,
         actor: str = "user",
         visible: list[str] | None = None,
+        columns: Columns = None,
     ) -> list[dict[str, Any]]:
         """Like :meth:`submit`, returning the job objects (built from what was written).
 
         `visible`: the queues the submitter may see (None: all); `depends_on` naming a job of
-        another queue is refused exactly as an id that does not exist."""
-        ids, rows = self._submit(specs, retry_of=retry_of, actor=actor, visible=visible)
+        another queue is refused exactly as an id that does not exist. `columns`: extra
+        columns of each job (an array's id and index, a schedule's tick)."""
+        ids, rows = self._submit(
+            specs, retry_of=retry_of, actor=actor, visible=visible, columns=columns
+        )
         views = {r["id"]: job_view({**_UNSET, **r}) for r in rows}
         for job_id in ids:
             if job_id not in views:
@@ -118,13 +133,20 @@ class IntakeOps(StoreBase):
         retry_of: str | None,
         actor: str,
         visible: list[str] | None = None,
+        columns: Columns = None,
     ) -> tuple[list[str], list[dict[str, Any]]]:
+        kw: dict[str, Any] = {
+            "retry_of": retry_of,
+            "actor": actor,
+            "visible": visible,
+            "columns": columns,
+        }
         try:
-            return self._submit_once(specs, retry_of=retry_of, actor=actor, visible=visible)
+            return self._submit_once(specs, **kw)
         except (sa.exc.IntegrityError, psycopg.errors.UniqueViolation):  # (COPY: psycopg's own)
             # Another submission stored the same queue + client_id meanwhile (the unique index
             # made this one wait for it to commit): the second try sees it and returns that job.
-            return self._submit_once(specs, retry_of=retry_of, actor=actor, visible=visible)
+            return self._submit_once(specs, **kw)
 
     def _submit_once(
         self,
@@ -133,6 +155,7 @@ class IntakeOps(StoreBase):
         retry_of: str | None,
         actor: str,
         visible: list[str] | None,
+        columns: Columns = None,
     ) -> tuple[list[str], list[dict[str, Any]]]:
         now = time.time()
         with self.tx() as conn:
@@ -145,7 +168,7 @@ class IntakeOps(StoreBase):
             rows: list[dict[str, Any]] = []
             seconds: list[str] = []  # each job's second event: queued or waiting
             fresh = iter(new_ids(len(specs)))
-            for spec in specs:
+            for n, spec in enumerate(specs):
                 key = (spec.queue, spec.client_id)
                 if spec.client_id is not None and key in known:
                     ids.append(known[key])
@@ -158,7 +181,8 @@ class IntakeOps(StoreBase):
                     dependency_status(d.after, deps[d.job_id]) != "met" for d in spec.depends_on
                 )
                 step = _WAIT if waiting else _ENQUEUE
-                rows.append(self._row(job_id, spec, step.target, now, retry_of))
+                row = self._row(job_id, spec, step.target, now, retry_of)
+                rows.append({**row, "principal": actor, **(columns[n] if columns else {})})
                 seconds.append(step.event.value)
             insert_many(conn, jobs, rows, copy_from=1)  # no per-row SQLAlchemy processing
             if rows:
@@ -239,6 +263,12 @@ class IntakeOps(StoreBase):
             "retry_of": retry_of,
             "callback": (spec.callback_events or "terminal") if spec.callback_url else None,
             "ttl": spec.ttl_after_finished,
+            "not_before": spec.not_before,
+            "scheduling_reason": (
+                f"not before {iso(spec.not_before)} (not_before)"
+                if spec.not_before is not None and spec.not_before > now
+                else None
+            ),
             "created_at": now,
             "updated_at": now,
         }

@@ -27,6 +27,8 @@ class JobFilter:
     labels: dict[str, str] = field(default_factory=dict)
     text: str | None = None
     visible: list[str] | None = None  # only jobs of these queues (None: every queue)
+    array_id: str | None = None
+    schedule: str | None = None
 
 
 @dataclass
@@ -117,6 +119,10 @@ class QueryOps(StoreBase):
             conds.append(jobs.c.queue.in_(flt.visible) if flt.visible else sa.false())
         if flt.job_set:
             conds.append(jobs.c.job_set == flt.job_set)
+        if flt.array_id:
+            conds.append(jobs.c.array_id == flt.array_id)
+        if flt.schedule:
+            conds.append(jobs.c.schedule == flt.schedule)
         if flt.states:
             conds.append(jobs.c.state.in_(flt.states))
         for key, value in flt.labels.items():

@@ -71,6 +71,13 @@ jobs = sa.Table(
     sa.Column("gang_id", sa.String(128)),  # migration 0007
     sa.Column("gang_size", sa.Integer),
     sa.Column("neg_priority", sa.BigInteger, nullable=False, server_default="0"),
+    # Migration 0014: the array a job belongs to and its index, the schedule and tick that
+    # submitted it, and the principal that submitted it (usage by principal).
+    sa.Column("array_id", sa.String(32)),
+    sa.Column("array_index", sa.Integer),
+    sa.Column("schedule", sa.String(64)),
+    sa.Column("scheduled_for", sa.Float),
+    sa.Column("principal", sa.String(128)),
     sa.Index("ix_jobs_queue_seq", "queue", "seq"),
     sa.Index("ix_jobs_job_set", "queue", "job_set", "seq"),
     sa.Index("ix_jobs_state_seq", "state", "seq"),
@@ -110,6 +117,15 @@ jobs = sa.Table(
         **_where(f"state = '{SCHEDULED}' AND priority_class IS NULL"),
     ),
     sa.Index("ix_jobs_gang", "gang_id", "state", **_where("gang_id IS NOT NULL")),
+    sa.Index("ix_jobs_array", "array_id", "state", **_where("array_id IS NOT NULL")),
+    # One job per schedule and tick, whichever scheduler fires it first (§14.2).
+    sa.Index(
+        "ux_jobs_schedule_tick",
+        "schedule",
+        "scheduled_for",
+        unique=True,
+        **_where("schedule IS NOT NULL"),
+    ),
     sa.Index(
         "ux_jobs_client_id",
         "queue",
@@ -143,6 +159,8 @@ runs = sa.Table(
     sa.Column("outputs", JSONType),  # [{"path", "size"}] of the spec's `outputs` after success
     sa.Index("ix_runs_job", "job_id", "attempt"),
     sa.Index("ix_runs_worker_state", "worker", "state"),
+    # Usage over a window (migration 0014): runs that ended after its start, or still run.
+    sa.Index("ix_runs_window", "finished_at", "started_at"),
 )
 
 events = sa.Table(
@@ -292,4 +310,68 @@ log_chunks = sa.Table(
     sa.Column("data", sa.LargeBinary, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index("ix_log_chunks_job", "job_id"),
+)
+
+# Job arrays (migration 0014): one submission of `size` jobs sharing a spec (PRODUCT.md §14.1).
+arrays = sa.Table(
+    "arrays",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("queue", sa.String(64), nullable=False),
+    sa.Column("job_set", sa.String(128), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("max_parallel", sa.Integer),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+# Schedules (migration 0014): a job spec submitted on each tick of a cron or `every` (§14.2).
+# `next_at` is the next tick to fire (NULL while paused); the jobs of a tick are unique by
+# (schedule, scheduled_for) on `jobs`, so racing schedulers submit one job per tick.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("config", JSONType, nullable=False),
+    sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("next_at", sa.Float),
+    sa.Column("last_tick", sa.Float),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_schedules_next_at", "next_at"),
+)
+
+# Usage rolled up by the hour in which runs ended (migration 0014): what store/usage.py reads
+# for the whole hours of a window, instead of every run. An hour is rolled up once it is over
+# by `SETTLE` (no run can end in it any more); `min_started` says whether one of its runs
+# began before a window's start (then that hour is read from the runs, clipped).
+usage_hours = sa.Table(
+    "usage_hours",
+    metadata,
+    sa.Column("hour", sa.Float, primary_key=True),
+    sa.Column("queue", sa.String(64), primary_key=True),
+    sa.Column("job_set", sa.String(128), primary_key=True),
+    sa.Column("principal", sa.String(128), primary_key=True),  # "" when unknown
+    sa.Column("worker", sa.String(128), primary_key=True),
+    sa.Column("shard", sa.String(64), primary_key=True),
+    sa.Column("runs", sa.BigInteger, nullable=False),
+    sa.Column("succeeded", sa.BigInteger, nullable=False),
+    sa.Column("failed", sa.BigInteger, nullable=False),
+    sa.Column("cpu", sa.Float, nullable=False),  # milli-core seconds
+    sa.Column("mem", sa.Float, nullable=False),  # byte seconds
+    sa.Column("gpu", sa.Float, nullable=False),
+    sa.Column("wall", sa.Float, nullable=False),
+    sa.Column("min_started", sa.Float, nullable=False),
+)
+
+# Cordoned and draining workers (migration 0014): who asked, and when a drain evicts (§14.4).
+# The worker's own state says CORDONED or DRAINING; this row outlives its re-registration.
+worker_cordons = sa.Table(
+    "worker_cordons",
+    metadata,
+    sa.Column("worker", sa.String(128), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("evict_at", sa.Float),
+    sa.Column("requested_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
 )

@@ -15,6 +15,7 @@ from jobfleet.lifecycle import JobState, Op, RequeueCause, RunState
 from jobfleet.models import MAX_MEMORY
 from jobfleet.protocol import Assignment, Capacity, Checkpoint, Finished, ReportResult, Started
 from jobfleet.store.base import REF_COLUMNS, JobRef
+from jobfleet.store.cordons import cordon_state, evict_orders, evicted_by
 from jobfleet.store.failures import FailureOps
 from jobfleet.store.schema import JSONType, jobs, queues, runs, workers
 from jobfleet.store.views import iso
@@ -69,6 +70,7 @@ class WorkerOps(FailureOps):
                 "last_heartbeat": now,
                 "identity": identity,
             }
+            values["state"] = cordon_state(conn, name) or "READY"  # an operator's cordon holds
             done = conn.execute(workers.update().where(workers.c.name == name).values(**values))
             if done.rowcount == 0:
                 conn.execute(workers.insert().values(name=name, registered_at=now, **values))
@@ -172,19 +174,25 @@ class WorkerOps(FailureOps):
             for r in rows
         ]
 
-    def orders(self, worker: str) -> dict[str, Literal["cancel", "preempt"]]:
-        """Runs on this worker to stop: their job has a cancel or a preemption in progress."""
+    def orders(self, worker: str) -> dict[str, Literal["cancel", "preempt", "evict"]]:
+        """Runs on this worker to stop: their job has a cancel or a preemption in progress, or
+        the worker was drained and its drain timeout has passed (store/cordons.py)."""
         stmt = sa.select(jobs.c.run_id, jobs.c.cancel_requested).where(
             jobs.c.worker == worker,
             jobs.c.state.in_(ACTIVE),
             sa.or_(jobs.c.cancel_requested == sa.true(), jobs.c.preempt_requested == sa.true()),
         )
         with self.read() as conn:
-            return {
-                r.run_id: "cancel" if r.cancel_requested else "preempt"
-                for r in conn.execute(stmt)
-                if r.run_id
-            }
+            out: dict[str, Literal["cancel", "preempt", "evict"]] = {}
+            out.update(evict_orders(conn, worker, time.time()))
+            out.update(
+                {
+                    r.run_id: "cancel" if r.cancel_requested else "preempt"
+                    for r in conn.execute(stmt)
+                    if r.run_id
+                }
+            )
+            return out
 
     def cancel_orders(self, worker: str) -> list[str]:
         """Runs on this worker whose job has a cancel in progress."""
@@ -412,7 +420,13 @@ class WorkerOps(FailureOps):
                     "counted_retries": jobs.c.counted_retries + int(decision.counts),
                     **changes,
                 },
-                payload={"cause": cause.value, "failure": body, "delay": decision.delay, **changes},
+                payload={
+                    "cause": cause.value,
+                    "failure": body,
+                    "delay": decision.delay,
+                    **changes,
+                    **(evicted_by(conn, ref.worker) if cause is RequeueCause.EVICTED else {}),
+                },
             )
         else:
             op = Op.PREEMPT if failure.condition is Condition.PREEMPTED else Op.FAIL

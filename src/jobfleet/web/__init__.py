@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from jobfleet.errors import Forbidden, InvalidInput, NotFound
 from jobfleet.server import problems
-from jobfleet.web import job, live, pages
+from jobfleet.web import job, live, pages, second
 from jobfleet.web.auth import SignInNeeded
 from jobfleet.web.common import HERE, render
 
@@ -19,7 +19,7 @@ from jobfleet.web.common import HERE, render
 def install(app: FastAPI) -> None:
     app.state.ui_cache = {}  # pages.py: counts of finished jobs, refreshed every 30 s
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
-    for module in (pages, live, job):
+    for module in (pages, live, job, second):
         app.include_router(module.router)
 
     @app.exception_handler(SignInNeeded)

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from jobfleet.errors import Forbidden, InvalidInput, Unauthorized
 from jobfleet.server.permissions import Principal, Verb, check_queue, visible_queues
+from jobfleet.store import UsageQuery
 from jobfleet.web import access
 from jobfleet.web.auth import (
     COOKIE,
@@ -121,6 +122,7 @@ async def _overview(request: Request, who: Principal) -> dict[str, Any]:
             "running_now": sum(q["states"].get("RUNNING", 0) for q in mine),
             "waiting_now": sum(q["states"].get(s, 0) for q in mine for s in WAITING),
             "final_at": hit[2],
+            "usage": store.usage(UsageQuery(time.time() - 86400, time.time(), "queue", shown)),
         }
 
     return await run_in_threadpool(read)

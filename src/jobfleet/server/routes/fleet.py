@@ -258,6 +258,9 @@ async def set_state(name: str, body: StateBody, svc: Svc, who: WorkerCaller) -> 
 async def list_workers(svc: Svc, _: Caller) -> dict[str, Any]:
     fresh_after = time.time() - svc.settings.lease_timeout
     items = await run_in_threadpool(svc.store.worker_views, fresh_after=fresh_after)
+    cordons = await run_in_threadpool(svc.store.cordons)
+    for item in items:  # who cordoned or drained it, since when, when a drain evicts
+        item["cordon"] = cordons.get(item["name"])
     return {"items": items}
 
 

@@ -24,6 +24,7 @@ from jobfleet.server.openapi import problems
 from jobfleet.server.permissions import Principal, Verb, check_queue, require, visible_queues
 from jobfleet.server.problems import validation_errors
 from jobfleet.server.schemas import (
+    ArraySubmitted,
     EventList,
     History,
     Job,
@@ -121,6 +122,9 @@ def parse_submission(raw: bytes, *, checked: bool = False) -> tuple[list[JobSpec
     for i, item in enumerate(items):
         try:
             specs.append(JobSpec.model_validate(item, context=CONTEXT))
+            if batch and specs[-1].array is not None:
+                msg = "an array is submitted on its own, not in a batch"
+                errors.append({"loc": ["jobs", i, "array"], "msg": msg})
         except ValidationError as exc:
             prefix: tuple[Any, ...] = ("jobs", i) if batch else ()
             errors.extend(validation_errors(list(exc.errors(include_url=False)), prefix))
@@ -153,7 +157,7 @@ def check_admission(specs: list[JobSpec], settings: Settings, *, batch: bool) ->
     status_code=201,
     openapi_extra=_SUBMIT_DOC,
     summary="Submit jobs",
-    response_model=Job | JobBatch,
+    response_model=Job | JobBatch | ArraySubmitted,
 )
 async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
     """Submit one job spec, or a batch `{"jobs": [...]}` (≤ 10,000) stored all-or-nothing."""
@@ -169,6 +173,9 @@ async def submit(request: Request, svc: Svc, caller: Caller) -> Response:
         check_callbacks(specs, svc.settings, svc.store.queue_secret, batch=batch)
         check_admission(specs, svc.settings, batch=batch)
         seen = visible_queues(caller)  # depends_on: a hidden queue's job is "no job"
+        if specs[0].array is not None and not batch:  # §14.1: one array of N jobs
+            arr = svc.store.submit_array(specs[0], actor=caller.name, visible=seen)
+            return json_response(arr, 201)
         if not batch:  # concurrent single submissions share one transaction (group commit)
             one = svc.store.submit_grouped(specs[0], actor=caller.name, visible=seen)
             return json_response(one, 201)
@@ -187,6 +194,8 @@ async def list_jobs(
     state: Annotated[list[JobState] | None, Query()] = None,
     label: Annotated[list[str] | None, Query(description="k=v; repeat for AND")] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
+    array_id: Annotated[str | None, Query(max_length=32)] = None,
+    schedule: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Response:
@@ -204,6 +213,8 @@ async def list_jobs(
         labels=labels,
         text=q,
         visible=visible_queues(caller),
+        array_id=array_id,
+        schedule=schedule,
     )
     items, nxt = await run_in_threadpool(svc.store.list_jobs, flt, limit=limit, cursor=cursor)
     return json_response({"items": items, "next_cursor": nxt})
