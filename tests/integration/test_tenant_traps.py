@@ -43,7 +43,8 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 @dataclass
 class Probe:
-    """One request, with placeholders: {job} {run} {queue} {job_set} {worker} {token} {own}."""
+    """One request, with placeholders: {job} {run} {queue} {job_set} {worker} {token} {own}
+    {array} {schedule}."""
 
     method: str
     path: str
@@ -56,6 +57,8 @@ class Probe:
 J = "/v1/jobs/{job}"
 U = "/ui/jobs/{job}"
 SUBMIT = {"queue": QA, "command": ["true"]}
+JOB = {"command": ["true"]}
+SCHEDULE = {"name": "a-new", "every": "1h", "paused": True, "job": {"queue": QA} | JOB}
 TRAPS: dict[tuple[str, str], list[Probe]] = {
     ("GET", "/openapi.json"): [Probe("GET", "/openapi.json")],
     ("GET", "/docs"): [Probe("GET", "/docs")],
@@ -116,6 +119,36 @@ TRAPS: dict[tuple[str, str], list[Probe]] = {
             "/v1/workers",
             body={"name": "{worker}", "capacity": {"cpu_milli": 1, "memory": 1}},
         )
+    ],
+    ("GET", "/v1/arrays/{array_id}"): [Probe("GET", "/v1/arrays/{array}")],
+    ("POST", "/v1/arrays/{array_id}/cancel"): [Probe("POST", "/v1/arrays/{array}/cancel")],
+    ("GET", "/ui/arrays/{array_id}"): [Probe("GET", "/ui/arrays/{array}", ui=True)],
+    ("GET", "/v1/usage"): [
+        Probe("GET", "/v1/usage", {"group_by": g}) for g in ("queue", "job_set", "principal")
+    ],
+    ("GET", "/v1/schedules"): [Probe("GET", "/v1/schedules")],
+    # Schedule names are one namespace for all (like queue names): creating one under a name in
+    # use answers 409 whoever holds it, so that probe is not made (docs/schedules.md says so).
+    ("POST", "/v1/schedules"): [
+        Probe("POST", "/v1/schedules", body=SCHEDULE | {"job": {"queue": "{queue}"} | JOB}),
+    ],
+    ("GET", "/v1/schedules/{name}"): [Probe("GET", "/v1/schedules/{schedule}")],
+    ("PATCH", "/v1/schedules/{name}"): [
+        Probe("PATCH", "/v1/schedules/{schedule}", body={"paused": False})
+    ],
+    ("DELETE", "/v1/schedules/{name}"): [Probe("DELETE", "/v1/schedules/{schedule}")],
+    ("POST", "/v1/schedules/{name}/pause"): [Probe("POST", "/v1/schedules/{schedule}/pause")],
+    ("POST", "/v1/schedules/{name}/resume"): [Probe("POST", "/v1/schedules/{schedule}/resume")],
+    ("POST", "/v1/schedules/{name}/trigger"): [Probe("POST", "/v1/schedules/{schedule}/trigger")],
+    ("GET", "/ui/schedules"): [Probe("GET", "/ui/schedules", ui=True)],
+    ("POST", "/ui/schedules/{name}/{action}"): [
+        Probe("POST", "/ui/schedules/{schedule}/" + a, ui=True)
+        for a in ("pause", "resume", "trigger")
+    ],
+    ("POST", "/v1/workers/{name}/cordon"): [Probe("POST", "/v1/workers/{worker}/cordon")],
+    ("POST", "/v1/workers/{name}/uncordon"): [Probe("POST", "/v1/workers/{worker}/uncordon")],
+    ("POST", "/v1/workers/{name}/drain"): [
+        Probe("POST", "/v1/workers/{worker}/drain", body={"timeout": "1s"})
     ],
     ("POST", "/v1/workers/{name}/sync"): [Probe("POST", "/v1/workers/{worker}/sync", body={})],
     ("POST", "/v1/workers/{name}/wait"): [
@@ -212,6 +245,16 @@ def world(api: Api) -> World:
     own = api.submit(queue=QA, command=["true"])
     api.wait_state(str(own["id"]), "SUCCEEDED")
     token = api.store.issue_token("bob-b", grants_=[(QB, "watch")])
+    arr = api.http.post(
+        "/v1/jobs",
+        json={"queue": QB, "job_set": "arrB-hidden", "command": ["true"], "array": {"size": 2}},
+    )
+    assert arr.status_code == 201, arr.text
+    sched = api.http.post(
+        "/v1/schedules",
+        json={"name": "sched-b-hidden", "every": "1h", "paused": True, "job": {"queue": QB} | JOB},
+    )
+    assert sched.status_code == 201, sched.text
     run = str(b["runs"][-1]["id"])  # type: ignore[index]
     real = {
         "job": str(b["id"]),
@@ -221,6 +264,8 @@ def world(api: Api) -> World:
         "worker": "w1",
         "token": token.id,
         "own": str(own["id"]),
+        "array": str(arr.json()["array_id"]),
+        "schedule": "sched-b-hidden",
     }
     fake = {
         **real,
@@ -230,8 +275,11 @@ def world(api: Api) -> World:
         "job_set": "setZ-none",
         "worker": "w-none",
         "token": "0" * len(token.id),
+        "array": "01YYYYYYYYYYYYYYYYYYYYYYYY",
+        "schedule": "sched-none",
     }
-    secrets = [real[k] for k in ("job", "run", "queue", "job_set")] + ["SECRET-B"]
+    secrets = [real[k] for k in ("job", "run", "queue", "job_set", "array", "schedule")]
+    secrets.append("SECRET-B")
     # the trap is armed: an admin does see B's job and its output
     assert "SECRET-B-OUT" in api.http.get(f"/v1/jobs/{real['job']}/logs").text
     return World(real, fake, secrets)
@@ -281,7 +329,16 @@ def send(client: httpx.Client, probe: Probe, values: dict[str, str]) -> tuple[in
 
 
 STREAM = "<stream>"
-KEYS = ("run", "job", "queue", "job_set", "worker", "token")  # a run id holds its job's id
+KEYS = (
+    "run",
+    "job",
+    "queue",
+    "job_set",
+    "worker",
+    "token",
+    "array",
+    "schedule",
+)  # a run id holds its job's id
 
 
 def used(probe: Probe) -> list[str]:
@@ -304,7 +361,7 @@ SHARED = {("GET", "/metrics"): {"queue"}}
 def leaks_of(world: World, real: str, fake: str, shared: set[str]) -> list[str]:
     """What the answer about B's shows that the answer about made-up names does not."""
     shown = ["SECRET-B"] if "SECRET-B" in real else []
-    for key in sorted({"run", "job", "queue", "job_set"} - shared):
+    for key in sorted({"run", "job", "queue", "job_set", "array", "schedule"} - shared):
         if real.count(world.real[key]) > fake.count(world.fake[key]):
             shown.append(key)
     return shown
@@ -343,9 +400,12 @@ def test_a_principal_of_queue_a_gets_nothing_of_queue_b(
     # nothing of B's changed either
     b = api.job(world.real["job"])
     assert (b["state"], b["priority"]) == ("FAILED", 0)
-    assert [j["id"] for j in api.http.get("/v1/jobs", params={"queue": QB}).json()["items"]] == [
-        world.real["job"]
-    ]
+    b_jobs = api.http.get("/v1/jobs", params={"queue": QB, "job_set": "setB-hidden"}).json()
+    assert [j["id"] for j in b_jobs["items"]] == [world.real["job"]]
+    counts = api.http.get(f"/v1/arrays/{world.real['array']}").json()["counts"]
+    assert "CANCELLED" not in counts, counts  # A's cancel of B's array did nothing
+    schedule = api.http.get(f"/v1/schedules/{world.real['schedule']}").json()
+    assert schedule["paused"] is True  # nor did its resume
 
 
 # -- findings 3 and 11, on their own ------------------------------------------------------------

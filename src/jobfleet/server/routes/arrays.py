@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
+from jobfleet.errors import NotFound
 from jobfleet.server.deps import Services, Svc
-from jobfleet.server.permissions import ALL_QUEUES, Caller, Principal, Verb, check_job
+from jobfleet.server.permissions import ALL_QUEUES, Caller, Principal, Verb, check_queue
 from jobfleet.server.routes.jobs import CancelBody
 from jobfleet.server.schemas import Array, ArrayCancelled
 
@@ -23,7 +24,9 @@ def on_array(verb: Verb) -> Any:
         if not who.may(verb, ALL_QUEUES):
             svc: Services = request.app.state.services
             queue = await run_in_threadpool(svc.store.array_queue, array_id)
-            check_job(who, array_id, queue, verb)
+            if not who.may(Verb.WATCH, queue):  # hidden: the answer for an array that is not
+                raise NotFound(f"no array {array_id!r}")
+            check_queue(who, queue, verb)
         return who
 
     return check
