@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
 from jobfleet.errors import StaleState
@@ -30,6 +31,8 @@ from jobfleet.store.outbox_write import outbox_targets, write_outbox
 from jobfleet.store.schema import events, jobs
 
 ORDER = "order"  # a notification kind: a worker has a new kill order (no event yet)
+# A unique key refused a row: SQLAlchemy's error, or psycopg's own when COPY wrote the rows.
+DUPLICATE = (sa.exc.IntegrityError, psycopg.errors.UniqueViolation)
 CHUNK = 4000
 COPY_FROM = 64  # rows: below this a plain executemany costs less than a COPY
 

@@ -8,7 +8,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 
 from jobfleet.errors import IllegalTransition, InvalidInput, NotFound
@@ -16,7 +15,7 @@ from jobfleet.ids import new_ids
 from jobfleet.lifecycle import EventType, JobState, Op, allowed_actions, transition
 from jobfleet.models import JobSpec
 from jobfleet.scheduling.dependencies import dependency_status
-from jobfleet.store.base import CHUNK, StoreBase, insert_many
+from jobfleet.store.base import CHUNK, DUPLICATE, StoreBase, insert_many
 from jobfleet.store.cycle import check_stored_gangs
 from jobfleet.store.group import GroupCommit
 from jobfleet.store.schema import jobs, queues
@@ -143,7 +142,7 @@ class IntakeOps(StoreBase):
         }
         try:
             return self._submit_once(specs, **kw)
-        except (sa.exc.IntegrityError, psycopg.errors.UniqueViolation):  # (COPY: psycopg's own)
+        except DUPLICATE:
             # Another submission stored the same queue + client_id meanwhile (the unique index
             # made this one wait for it to commit): the second try sees it and returns that job.
             return self._submit_once(specs, **kw)

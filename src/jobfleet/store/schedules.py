@@ -22,6 +22,7 @@ from jobfleet.errors import Conflict, JobfleetError, NotFound
 from jobfleet.lifecycle import JobState
 from jobfleet.models import JobSpec
 from jobfleet.scheduling.periodic import ScheduleSpec, Timing, due
+from jobfleet.store.base import DUPLICATE
 from jobfleet.store.control import ControlOps
 from jobfleet.store.intake import IntakeOps
 from jobfleet.store.schema import jobs, schedules
@@ -64,7 +65,7 @@ class ScheduleOps(IntakeOps, ControlOps):
                         updated_at=now,
                     )
                 )
-        except sa.exc.IntegrityError as exc:
+        except DUPLICATE as exc:
             raise Conflict(f"schedule {spec.name!r} exists already: PATCH it instead") from exc
         return self.schedule_view(spec.name)
 
@@ -209,7 +210,7 @@ class ScheduleOps(IntakeOps, ControlOps):
         ]
         try:
             return len(self.submit(specs, actor="scheduler", columns=columns))
-        except (sa.exc.IntegrityError, JobfleetError):
+        except (*DUPLICATE, JobfleetError):
             pass  # a tick has its job already, or one job is refused: each on its own
         fired = 0
         for row, tick in firing:
@@ -256,7 +257,7 @@ class ScheduleOps(IntakeOps, ControlOps):
         columns = [{"schedule": row["name"], "scheduled_for": tick}]
         try:
             return self.submit_views([spec], actor=actor, columns=columns)[0]
-        except sa.exc.IntegrityError:
+        except DUPLICATE:
             log.info("schedule %s: tick %s was fired by another scheduler", row["name"], iso(tick))
             return None
 
