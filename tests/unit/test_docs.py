@@ -147,3 +147,12 @@ def re_commands(heading: str) -> list[str]:
     import re
 
     return re.findall(r"`jobfleet ([a-z][a-z -]*[a-z])`", heading)
+
+
+def test_the_docs_cite_nothing_a_user_does_not_have() -> None:
+    """README and docs/ point at files of this repository, never at the product contract or the
+    seed documents the project was written from (a user has neither)."""
+    root = STATES_MD.parents[1]
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    cited = [p.name for p in pages if any(w in p.read_text() for w in ("PRODUCT.md", "seeds/"))]
+    assert cited == []
