@@ -37,5 +37,10 @@ def test_an_array_has_a_page_with_counts_and_the_jobs_table_links_it(api: Api) -
     with signed_in(api) as c:
         page = c.get(f"/ui/arrays/{array_id}").text
         assert "QUEUED" in page and "<strong>3</strong>" in page
-        assert f'href="/ui/arrays/{array_id}"' in c.get("/ui/jobs").text
+        table = c.get("/ui/jobs").text
         assert c.get("/ui/arrays/NOPE").status_code == 404
+    # One row for the array, opening into its page, with its size and counts by state.
+    assert table.count(f'data-array-id="{array_id}"') == 1
+    assert f'href="/ui/arrays/{array_id}"' in table and "array of 3" in table
+    assert "3 QUEUED" in table
+    assert 'data-job-id="' not in table  # none of its jobs has a row of its own

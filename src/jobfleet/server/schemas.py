@@ -92,7 +92,9 @@ class Job(_Doc):
     attempt: int
     priority: int
     priority_class: str | None
-    spec: dict[str, Any] = Field(title="StoredSpec", description="the JobSpec as stored, defaults filled in")
+    spec: dict[str, Any] = Field(
+        title="StoredSpec", description="the JobSpec as stored, defaults filled in"
+    )
     resources: ResourceAmounts = Field(description="what the next run gets")
     labels: dict[str, str]
     runs: list[Run]

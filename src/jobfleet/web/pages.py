@@ -7,6 +7,7 @@ that refresh in place are the same templates rendered alone for htmx.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -159,6 +160,7 @@ async def jobs_page(
 
     def read() -> dict[str, Any]:
         rows, nxt = store.page_jobs(flt, limit=PAGE, cursor=cursor, oldest=oldest)
+        rows = one_row_per_array(rows, store.array_summary)
         names = access.visible(who, store.queue_names())
         return {"rows": rows, "next": nxt, "queues": names, "last_event": store.last_event_id()}
 
@@ -176,6 +178,23 @@ async def jobs_page(
         may_cancel=access.may_bulk_cancel(who, flt.queue),
         **data,
     )
+
+
+def one_row_per_array(
+    rows: list[dict[str, Any]], summary: Callable[[str], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The jobs of an array as one row (its first job on the page, with the array's size and
+    counts by state: it opens into the array's page); other jobs as they are."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for row in rows:
+        array_id = row.get("array_id")
+        if not array_id:
+            out.append(row)
+        elif array_id not in seen:
+            seen.add(array_id)
+            out.append({**row, "array": summary(array_id)})
+    return out
 
 
 def _query(params: dict[str, Any]) -> str:
