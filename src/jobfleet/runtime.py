@@ -63,10 +63,11 @@ def open_store(settings: Settings, data_dir: Path) -> Store:
                 os.chmod(extra, 0o600)
     store = store_from_settings(database_url(settings, data_dir), settings)
     store.migrate()
-    store.ensure_defaults(shard=settings.worker.shard)
-    for q in settings.queues:
-        config = q.model_dump(mode="json", exclude={"name", "weight"}, exclude_none=True)
-        store.upsert_queue(q.name, weight=q.weight, config=config)
+    with store.exclusive():  # servers starting together take turns
+        store.ensure_defaults(shard=settings.worker.shard)
+        for q in settings.queues:
+            config = q.model_dump(mode="json", exclude={"name", "weight"}, exclude_none=True)
+            store.upsert_queue(q.name, weight=q.weight, config=config)
     return store
 
 
@@ -78,7 +79,13 @@ class AdminToken:
 
 
 def admin_token(store: Store, data_dir: Path) -> AdminToken:
-    """JOBFLEET_ADMIN_TOKEN if set; else the one kept in the data dir; else a new one."""
+    """JOBFLEET_ADMIN_TOKEN if set; else the one kept in the data dir; else a new one. Servers
+    starting together on one database take turns (one makes the admin principal)."""
+    with store.exclusive():
+        return _admin_token(store, data_dir)
+
+
+def _admin_token(store: Store, data_dir: Path) -> AdminToken:
     path = data_dir / TOKEN_FILE
     env = os.environ.get("JOBFLEET_ADMIN_TOKEN")
     if env:

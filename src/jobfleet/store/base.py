@@ -33,6 +33,7 @@ from jobfleet.store.schema import events, jobs
 ORDER = "order"  # a notification kind: a worker has a new kill order (no event yet)
 # A unique key refused a row: SQLAlchemy's error, or psycopg's own when COPY wrote the rows.
 DUPLICATE = (sa.exc.IntegrityError, psycopg.errors.UniqueViolation)
+BOOTSTRAP_LOCK = 728132005  # advisory lock key: start-up writes (StoreBase.exclusive)
 CHUNK = 4000
 COPY_FROM = 64  # rows: below this a plain executemany costs less than a COPY
 
@@ -225,6 +226,24 @@ class StoreBase:
             kinds: set[str] = conn.info.pop("kinds", set())
         if kinds:
             self._notify(kinds)
+
+    @contextmanager
+    def exclusive(self, key: int = BOOTSTRAP_LOCK) -> Iterator[None]:
+        """Run the block while holding a PostgreSQL session advisory lock (SQLite: nothing to
+        do, it has one writer): the start-up writes of processes that start together (two
+        `jobfleet server`s creating the default queue and the admin principal) take turns
+        instead of one of them dying on a unique key."""
+        if self.backend != "postgresql":
+            yield
+            return
+        with self.writer.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:

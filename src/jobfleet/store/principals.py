@@ -77,12 +77,19 @@ class PrincipalOps(StoreBase):
 
     def ensure_token(self, name: str, token: str, *, admin: bool) -> None:
         """Make sure `token` is valid (idempotent): for JOBFLEET_ADMIN_TOKEN."""
-        with self.read() as conn:
-            found = conn.execute(
-                sa.select(tokens.c.id).where(tokens.c.hash == hash_token(token))
-            ).first()
-        if found is None:
+        if self._token_known(token):
+            return
+        try:
             self.issue_token(name, admin=admin, token=token)
+        except Conflict:
+            if not self._token_known(token):
+                raise
+            # else another process starting at the same time stored it first: it is valid
+
+    def _token_known(self, token: str) -> bool:
+        with self.read() as conn:
+            stmt = sa.select(tokens.c.id).where(tokens.c.hash == hash_token(token))
+            return conn.execute(stmt).first() is not None
 
     def has_admin_token(self) -> bool:
         stmt = (
