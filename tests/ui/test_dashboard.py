@@ -200,7 +200,7 @@ def test_bulk_cancel_says_how_many_then_cancels_them(
 def test_workers_and_overview_show_the_local_worker_and_queue(page: Page, fleet: Fleet) -> None:
     page.goto(f"{fleet.url}/ui/workers")
     workers = page.locator("#workers-table tbody tr[data-worker]")
-    expect(workers).to_have_count(1)
+    expect(workers).to_have_count(1, timeout=30_000)  # the page refreshes every 5 s
     expect(workers.first).to_contain_text(f"{WORKER_CPU} CPU")
     expect(workers.first).to_contain_text("READY")
     expect(workers.first).to_contain_text(re.compile(r"cgroup2|cgroup1|rlimits|none"))
