@@ -75,7 +75,7 @@ class ArrayOps(IntakeOps, ControlOps):
         if errors:
             raise InvalidInput(f"{errors[0]['loc'][0]}: {errors[0]['msg']}", errors)
         array_id = new_id()
-        with self.tx(late_lock=True) as conn:
+        with self.tx() as conn:
             conn.execute(
                 arrays.insert().values(
                     id=array_id,
@@ -94,7 +94,7 @@ class ArrayOps(IntakeOps, ControlOps):
                 element_specs(spec, array_id), actor=actor, visible=visible, columns=columns
             )
         except BaseException:
-            with self.tx(late_lock=True) as conn:
+            with self.tx() as conn:
                 conn.execute(arrays.delete().where(arrays.c.id == array_id))
             raise
         return {"array_id": array_id, "jobs": views}

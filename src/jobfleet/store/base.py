@@ -207,11 +207,11 @@ class StoreBase:
                 listener()
 
     @contextmanager
-    def tx(self, *, late_lock: bool = False) -> Iterator[sa.Connection]:
+    def tx(self) -> Iterator[sa.Connection]:
         """A write transaction; listeners are told once it has committed, if it made events.
 
         Writers run side by side (no common lock); those that update the same rows lock them
-        in one order (ids sorted, see `_move`). `late_lock` is kept for callers and ignored.
+        in one order (ids sorted, see `_move`).
         """
         with self.writer.begin() as conn:
             conn.info["xid"] = False

@@ -37,7 +37,7 @@ class LogOps(StoreBase):
         ack = LogAck()
         if not chunks:
             return ack
-        with self.tx(late_lock=True) as conn:
+        with self.tx() as conn:
             run_ids = list({c.run_id for c in chunks})
             current = WorkerOps._leases(conn, worker, run_ids)
             ends, used = self._extent(conn, run_ids)

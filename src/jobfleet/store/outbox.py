@@ -90,7 +90,7 @@ class OutboxOps(StoreBase):
         now = time.time() if now is None else now
         if limit <= 0 or not self.callbacks_due(now):
             return []
-        with self.tx(late_lock=True) as conn:
+        with self.tx() as conn:
             pick = sa.select(outbox.c.id).where(_due(now)).order_by(outbox.c.next_attempt_at)
             pick = pick.limit(limit)
             if self.backend == "postgresql":
@@ -142,7 +142,7 @@ class OutboxOps(StoreBase):
             "error": attempt.error,
             "next_retry_at": iso(attempt.next_attempt_at),
         }
-        with self.tx(late_lock=True) as conn:
+        with self.tx() as conn:
             mine = sa.and_(outbox.c.id == outbox_id, outbox.c.claimed_by == owner)
             history = conn.execute(sa.select(outbox.c.history).where(mine)).scalar()
             if history is None:

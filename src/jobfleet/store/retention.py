@@ -100,7 +100,7 @@ class RetentionOps(StoreBase):
         out = Deleted()
         if not job_ids:
             return out
-        with self.tx(late_lock=True) as conn:
+        with self.tx() as conn:
             rows = conn.execute(
                 sa.select(jobs.c.id, jobs.c.spec).where(
                     jobs.c.id.in_(job_ids), jobs.c.state.in_(TERMINAL)
